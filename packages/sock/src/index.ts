@@ -1,1 +1,27 @@
-export {};
+export {
+  DEFAULT_PORT,
+  type FdAddress,
+  formatAddress,
+  type ParsedAddress,
+  parseAddress,
+  type TcpAddress,
+  type UnixAddress,
+} from './address.js';
+export { type AdoptedListener, type AdoptOptions, adopt, listenOn } from './adopt.js';
+export { type BindOptions, bind, DEFAULT_BACKLOG } from './bind.js';
+export { type CloseOptions, closeListeners as close } from './close.js';
+export { type CreateListenersOptions, createListeners, type MasterListeners } from './create.js';
+export { AddressError, BindError, InheritError, ReusePortError } from './errors.js';
+export { type Handoff, type HandoffOptions, handoff, withListenPid } from './handoff.js';
+export { type InheritOptions, inheritFd } from './inherit.js';
+export type { Listener, ListenerOrigin } from './listener.js';
+export { describeSocket, type SocketInfo } from './proc-net.js';
+export { assertReusePort, listenReusePort, reusePortSupported } from './reuse-port.js';
+export {
+  type ListenFdsOptions,
+  listenFds,
+  SD_LISTEN_FDS_START,
+  type SystemdFds,
+  systemdFds,
+} from './systemd.js';
+export { isLive, MAX_UNIX_PATH_BYTES } from './unix.js';

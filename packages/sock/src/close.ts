@@ -1,0 +1,38 @@
+import fs from 'node:fs';
+import { heldState, type Listener } from './listener.js';
+
+export interface CloseOptions {
+  /**
+   * Remove unix socket files this process created. Never removes a file arb did not
+   * create (inherited, systemd), nor one that another process has since put at the path.
+   */
+  unlink: boolean;
+}
+
+/** Closes listeners in this process. Safe to call twice; children keep their copies. */
+export function closeListeners(listeners: readonly Listener[], options: CloseOptions): void {
+  for (const listener of listeners) {
+    const state = heldState(listener);
+    if (state?.closed) continue;
+    if (state) state.closed = true;
+    if (state?.handle) state.handle.close();
+    else {
+      try {
+        fs.closeSync(listener.fd);
+      } catch {
+        // already closed by its owner
+      }
+    }
+    if (options.unlink && state?.ownFile && listener.path)
+      unlinkIfOurs(listener.path, state.ownFile);
+  }
+}
+
+function unlinkIfOurs(path: string, own: { dev: number; ino: number }): void {
+  try {
+    const st = fs.lstatSync(path);
+    if (st.ino === own.ino && st.dev === own.dev) fs.unlinkSync(path);
+  } catch {
+    // gone already
+  }
+}

@@ -1,0 +1,50 @@
+/** A bind address that cannot be parsed. `address` is the input as given. */
+export class AddressError extends Error {
+  override readonly name = 'AddressError';
+  readonly code = 'ERR_ARB_ADDRESS';
+  constructor(
+    readonly address: string,
+    reason: string,
+  ) {
+    super(`invalid address ${JSON.stringify(address)}: ${reason}`);
+  }
+}
+
+/**
+ * A listener that could not be created. `address` names it (`127.0.0.1:8000`,
+ * `unix:/run/app.sock`, `fd://3`); `errno` is the system error name when there is one.
+ */
+export class BindError extends Error {
+  override readonly name = 'BindError';
+  readonly code = 'ERR_ARB_BIND';
+  constructor(
+    readonly address: string,
+    reason: string,
+    readonly errno?: string,
+  ) {
+    super(`cannot listen on ${address}: ${reason}`);
+  }
+}
+
+/** Inherited descriptors (ARB_FD, LISTEN_FDS, fd://N) that are not usable listeners. */
+export class InheritError extends Error {
+  override readonly name = 'InheritError';
+  readonly code = 'ERR_ARB_INHERIT';
+  constructor(
+    readonly fd: number,
+    reason: string,
+  ) {
+    super(`inherited fd ${fd}: ${reason}`);
+  }
+}
+
+/** `reusePort` asked for on a Node.js that cannot set SO_REUSEPORT. */
+export class ReusePortError extends Error {
+  override readonly name = 'ReusePortError';
+  readonly code = 'ERR_ARB_REUSE_PORT';
+  constructor(readonly nodeVersion: string) {
+    super(
+      `reusePort needs Node.js >= 22.12 (this is ${nodeVersion}); remove reusePort or upgrade Node.js`,
+    );
+  }
+}

@@ -1,0 +1,66 @@
+import net from 'node:net';
+import { getSystemErrorName } from 'node:util';
+
+/** The libuv TCP or Pipe handle behind a listener (Node-internal, not a net.Server). */
+export interface RawHandle {
+  readonly fd: number;
+  close(callback?: () => void): void;
+  getsockname?(out: Record<string, unknown>): number;
+}
+
+type CreateServerHandle = (
+  address: string | undefined,
+  port: number | undefined,
+  addressType: number | undefined,
+  fd?: number,
+  flags?: number,
+) => RawHandle | number;
+
+// The helper node:cluster uses for shared handles: it binds (or wraps an fd) and never
+// listens, so this process never accepts a connection meant for its children.
+const createServerHandle = (net as unknown as { _createServerHandle: CreateServerHandle })
+  ._createServerHandle;
+
+/** Result of a raw bind: the handle, or the system error name (`EADDRINUSE`, ...). */
+export type RawResult = { handle: RawHandle } | { errno: string };
+
+function wrap(result: RawHandle | number): RawResult {
+  return typeof result === 'number' ? { errno: getSystemErrorName(result) } : { handle: result };
+}
+
+/** Binds a TCP socket on an IP literal without listening. IPv6 sockets stay dual-stack. */
+export function bindTcpHandle(ip: string, port: number, family: 4 | 6): RawResult {
+  return wrap(createServerHandle(ip, port, family, undefined, 0));
+}
+
+/** Binds a unix stream socket at `path` without listening. */
+export function bindPipeHandle(path: string): RawResult {
+  return wrap(createServerHandle(path, -1, -1));
+}
+
+/** Wraps an inherited descriptor; fails (EINVAL) unless it is a TCP or unix stream socket. */
+export function openFdHandle(fd: number): RawResult {
+  return wrap(createServerHandle(undefined, undefined, undefined, fd));
+}
+
+/** `TCP` or `Pipe`, the libuv handle kind Node picked for a wrapped descriptor. */
+export function handleKind(handle: RawHandle): 'tcp' | 'unix' {
+  return handle.constructor.name === 'Pipe' ? 'unix' : 'tcp';
+}
+
+/**
+ * The local address of a TCP handle, or the system error name. libuv defers a TCP bind
+ * error (EADDRINUSE) until the next call on the socket, so this is where it shows.
+ */
+export function tcpName(
+  handle: RawHandle,
+): { host: string; port: number; family: 4 | 6 } | { errno: string } {
+  const out: Record<string, unknown> = {};
+  const err = handle.getsockname?.(out) ?? -22;
+  if (err !== 0) return { errno: getSystemErrorName(err) };
+  return {
+    host: String(out.address),
+    port: Number(out.port),
+    family: out.family === 'IPv6' || out.family === 6 ? 6 : 4,
+  };
+}
