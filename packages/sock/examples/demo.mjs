@@ -15,14 +15,18 @@ const workers = Array.from({ length: Number(process.env.WORKERS ?? 2) }, () =>
     env: { ...process.env, ...env },
   }),
 );
-console.log(`master ${process.pid}: ${listeners.map((l) => l.url).join(', ')} (${workers.length} workers)`);
+console.log(
+  `master ${process.pid}: ${listeners.map((l) => l.url).join(', ')} (${workers.length} workers)`,
+);
 
 let stopping = false;
 async function stop() {
   if (stopping) return;
   stopping = true;
   for (const w of workers) w.kill('SIGTERM');
-  await Promise.all(workers.map((w) => (w.exitCode === null ? new Promise((r) => w.once('exit', r)) : 0)));
+  await Promise.all(
+    workers.map((w) => (w.exitCode === null ? new Promise((r) => w.once('exit', r)) : 0)),
+  );
   close(listeners, { unlink: true });
   console.log(`master ${process.pid}: stopped`);
   process.exit(0);
