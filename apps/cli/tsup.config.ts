@@ -8,9 +8,10 @@ export default defineConfig([
     clean: true,
     sourcemap: true,
     target: 'node20',
+    shims: true,
   },
   {
-    entry: ['src/bin.ts'],
+    entry: ['src/bin.ts', 'src/companion-loader.ts'],
     format: ['esm'],
     sourcemap: true,
     target: 'node20',

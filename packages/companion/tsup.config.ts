@@ -1,10 +1,14 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  // index: the library. The others are process entries spawned with `node <file>`
+  // (manager-main: the manager; target-runner: a `module:export` companion; guard).
+  entry: ['src/index.ts', 'src/manager-main.ts', 'src/target-runner.ts', 'src/guard.ts'],
   format: ['esm', 'cjs'],
-  dts: true,
+  dts: { entry: 'src/index.ts' },
   clean: true,
   sourcemap: true,
+  // import.meta.url in the CJS build (entries.ts locates the process entries with it).
+  shims: true,
   target: 'node20',
 });

@@ -1,9 +1,21 @@
 import { version } from './index.js';
+import { main } from './main.js';
 
-const args = process.argv.slice(2);
-if (args.includes('--version') || args.includes('-v')) {
-  process.stdout.write(`arb ${version}\n`);
-  process.exit(0);
-}
-process.stderr.write('arb: the command line is not implemented yet (see issue 5)\n');
-process.exit(1);
+main(process.argv.slice(2), {
+  env: process.env,
+  cwd: process.cwd(),
+  stdout: process.stdout,
+  stderr: process.stderr,
+  version,
+  isTTY: process.stdout.isTTY === true,
+}).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(
+      `arb: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exitCode = 1;
+  },
+);

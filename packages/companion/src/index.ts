@@ -1,17 +1,68 @@
-import { createHash } from 'node:crypto';
-
-/** JSON with object keys sorted at every depth, so equal values always serialise equally. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      const src = v as Record<string, unknown>;
-      return Object.fromEntries(Object.keys(src).sort().map((k) => [k, src[k]]));
-    }
-    return v;
-  });
-}
-
-/** SHA-256 (hex) of the canonical JSON of a value. */
-export function hashCanonical(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('hex');
-}
+/**
+ * @arb/companion: supervise companion processes (queue consumers, schedulers, any
+ * command) with a manager process, a control socket and a client. No other @arb package.
+ */
+export { BACKOFF_JITTER, backoffDelay } from './backoff.js';
+export { CompanionClient, type RequestOptions, request } from './client.js';
+export {
+  COMPANION_USAGE,
+  type CommandIO,
+  formatStatusTable,
+  runCompanionCommand,
+} from './command.js';
+export { type CommandResult, Companion, type CompanionInfo } from './companion.js';
+export {
+  type Autorestart,
+  type BuildOptions,
+  buildCompanionConfigs,
+  type CompanionConfig,
+  type CompanionOptions,
+  type CompanionSpec,
+  type CompanionsInput,
+  type CompanionsSettings,
+  DEFAULTS,
+  managerStopTimeout,
+  parseCompanions,
+} from './config.js';
+export { ControlServer, type ControlServerOptions, probeSocket } from './control-server.js';
+export { guardEntry, managerEntry, targetRunnerEntry } from './entries.js';
+export {
+  CompanionClientError,
+  CompanionConfigError,
+  SocketInUseError,
+  SocketPathError,
+} from './errors.js';
+export { canonicalJson, configHash, hashCanonical, managerIdentity } from './hash.js';
+export { loadCompanionsFile } from './load-config.js';
+export { createLogger, type Logger, silentLogger } from './logger.js';
+export {
+  Manager,
+  type ManagerEvents,
+  type ManagerOptions,
+  QUICK_STOP_SECONDS,
+  type RereadResult,
+  type StopOptions,
+} from './manager.js';
+export {
+  COMMANDS,
+  decodeRequest,
+  describeCompanion,
+  encodeResponse,
+  formatUptime,
+  MAX_LINE_BYTES,
+  type Request,
+  type Response,
+  type StatusEntry,
+  statusEntry,
+} from './protocol.js';
+export {
+  type CompanionState,
+  type Effect,
+  INITIAL_MACHINE,
+  type Machine,
+  type MachineEvent,
+  type Policy,
+  STATES,
+  type Transition,
+  transition,
+} from './state-machine.js';

@@ -1,9 +1,56 @@
-/** Process title of the arb master for an app name, as `ps` shows it. */
-export function masterTitle(name: string): string {
-  return `arb: master [${name}]`;
-}
-
-/** Process title of an arb worker for an app name. */
-export function workerTitle(name: string): string {
-  return `arb: worker [${name}]`;
-}
+export { Arbiter, type ArbiterDeps, CRASH_WINDOW_SECONDS, WORKER_ENTRY } from './arbiter.js';
+export { Backoff } from './backoff.js';
+export { monotonic } from './clock.js';
+export {
+  type ArbiterConfig,
+  type ArbiterSettings,
+  DEFAULTS,
+  defaultProcName,
+  type LogLevel,
+  resolveSettings,
+  settingsOf,
+  splitAppSpec,
+} from './config.js';
+export { AppLoadError, ArbError, ConfigError, HaltServer, PidfileError } from './errors.js';
+export {
+  createHeartbeat,
+  type Heartbeat,
+  type HeartbeatOptions,
+  heartbeatInterval,
+} from './heartbeat.js';
+export {
+  type ArbiterHooks,
+  HOOK_NAMES,
+  HOOK_PROCESS,
+  type HookName,
+  pickHooks,
+  type ServerView,
+  type WorkerInfo,
+} from './hooks.js';
+export { createLogger, type Logger, type LoggerOptions, type LogSink } from './logger.js';
+export { type KillFn, Pidfile } from './pidfile.js';
+export { APP_LOAD_ERROR, classifyExit, type ExitVerdict, WORKER_BOOT_ERROR } from './reap.js';
+export {
+  SIDECAR_STABLE_SECONDS,
+  type SidecarContext,
+  SidecarSlot,
+  type SidecarSpec,
+} from './sidecar.js';
+export { MASTER_SIGNALS, type MasterSignal, SignalQueue } from './signals.js';
+export { masterTitle, workerTitle } from './titles.js';
+export {
+  appFile,
+  type FastifyLike,
+  type FetchHandler,
+  type LoadedApp,
+  loadApp,
+} from './worker/load-app.js';
+export { WORKER_ENV, type WorkerMessage, type WorkerPayload } from './worker-protocol.js';
+export {
+  isLive,
+  nextState,
+  type WorkerEvent,
+  type WorkerExit,
+  WorkerProcess,
+  type WorkerState,
+} from './worker-state.js';

@@ -97,7 +97,9 @@ export function listenOn(
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
-    server.listen({ fd: listener.fd, backlog: listener.backlog ?? defaultBacklog }, () => {
+    // With `fd`, Node reads the backlog only from the positional argument, never from the
+    // options object (it would silently use 511).
+    server.listen({ fd: listener.fd }, listener.backlog ?? defaultBacklog, () => {
       server.off('error', onError);
       resolve();
     });

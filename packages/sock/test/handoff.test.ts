@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -77,6 +78,15 @@ describe('a spawned child adopts fd 3 and serves HTTP', () => {
     const res = await get(target);
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toEqual({ pid: child.pid, address: l.address });
+  });
+
+  it('the child listens with the backlog the master chose', async () => {
+    const ls = await listeners(['127.0.0.1:0'], 77);
+    const w = startWorker(ls);
+    await w.lines.next((m) => m.ready === true);
+    // For a listening socket, ss reports the backlog as Send-Q.
+    const out = execFileSync('ss', ['-Hltn', `sport = :${ls[0]!.port}`], { encoding: 'utf8' });
+    expect(out.trim().split(/\s+/)[2]).toBe('77');
   });
 
   it('two children sharing one listener both serve', async () => {

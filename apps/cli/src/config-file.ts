@@ -1,0 +1,79 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { createJiti } from 'jiti';
+import { ConfigError } from './errors.js';
+
+/** Looked for in the working directory, in this order, when no `-c` is given. */
+export const CONFIG_NAMES = [
+  'arb.config.ts',
+  'arb.config.mts',
+  'arb.config.js',
+  'arb.config.mjs',
+  'arb.config.cjs',
+  'arb.config.json',
+] as const;
+
+/** The config file to use: `-c`'s, else the one in `cwd`, else none. */
+export function findConfigFile(explicit: string | undefined, cwd: string): string | undefined {
+  if (explicit !== undefined) {
+    const abs = path.resolve(cwd, explicit);
+    if (!fs.existsSync(abs))
+      throw new ConfigError('command line', [`config file ${explicit} not found`]);
+    return abs;
+  }
+  const found = CONFIG_NAMES.map((n) => path.join(cwd, n)).filter((p) => fs.existsSync(p));
+  if (found.length > 1) {
+    throw new ConfigError(cwd, [
+      `several config files (${found.map((f) => path.basename(f)).join(', ')}); keep one or pick one with -c`,
+    ]);
+  }
+  return found[0];
+}
+
+const requireCache = createRequire(import.meta.url).cache;
+/** Modules a config load put in Node's require cache (jiti requires plain CJS natively). */
+const loadedByConfig = new Set<string>();
+
+/**
+ * Loads a config file afresh (a reload must see the new contents, so nothing is cached):
+ * JSON, or a JS/TS module whose default export (or `module.exports`) is the config object
+ * or a function (possibly async) returning it.
+ */
+export async function loadConfigFile(file: string): Promise<Record<string, unknown>> {
+  let value: unknown;
+  try {
+    if (file.endsWith('.json')) value = JSON.parse(fs.readFileSync(file, 'utf8'));
+    else {
+      for (const key of loadedByConfig) delete requireCache[key];
+      loadedByConfig.clear();
+      const before = new Set(Object.keys(requireCache));
+      // jiti's synchronous path transpiles ESM and TS itself; its async path would hand .mjs
+      // files to Node's ESM loader, whose cache a reload could never clear.
+      const jiti = createJiti(import.meta.url, {
+        moduleCache: false,
+        fsCache: false,
+        interopDefault: true,
+      });
+      try {
+        const mod = jiti(file) as { default?: unknown } | undefined;
+        value = mod && typeof mod === 'object' && 'default' in mod ? mod.default : mod;
+      } finally {
+        for (const key of Object.keys(requireCache)) {
+          if (!before.has(key) && !key.includes(`${path.sep}node_modules${path.sep}`))
+            loadedByConfig.add(key);
+        }
+      }
+      if (typeof value === 'function') value = await (value as () => unknown)();
+    }
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new ConfigError(file, [`cannot load: ${message}`]);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(file, [
+      'must export a config object (export default defineConfig({...}))',
+    ]);
+  }
+  return value as Record<string, unknown>;
+}

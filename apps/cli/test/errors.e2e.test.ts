@@ -1,0 +1,139 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ArbProcess, alive, tempDir } from './harness.js';
+
+const running: ArbProcess[] = [];
+const dirs: string[] = [];
+const servers: net.Server[] = [];
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((a) => a.stop()));
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function setup(files: Record<string, string>): string {
+  const d = tempDir();
+  dirs.push(d);
+  for (const [name, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(d, name)), { recursive: true });
+    fs.writeFileSync(path.join(d, name), text);
+  }
+  return d;
+}
+
+/** Runs arb to its end; returns the status, its stderr lines and what it left behind. */
+async function fail(args: string[], files: Record<string, string> = {}) {
+  const cwd = setup({ 'ok.mjs': 'export default (q, s) => s.end("ok")', ...files });
+  const a = new ArbProcess(['-p', 'arb.pid', '-b', `unix:${cwd}/arb.sock`, ...args], { cwd });
+  running.push(a);
+  const code = await a.exited();
+  const lines = a.stderr.split('\n').filter(Boolean);
+  const text = lines.map((l) => {
+    try {
+      return String((JSON.parse(l) as { msg: string }).msg);
+    } catch {
+      return l;
+    }
+  });
+  return {
+    code,
+    lines,
+    text,
+    last: text.at(-1) ?? '',
+    left: fs.readdirSync(cwd).filter((f) => f === 'arb.pid' || f === 'arb.sock'),
+    alive: [...a.pids].filter((p) => p !== a.pid && alive(p)),
+  };
+}
+
+describe('error paths: exit status, one clear line, nothing left behind', () => {
+  it('unknown flag → 1', async () => {
+    const r = await fail(['--frobnicate', 'ok.mjs']);
+    expect(r).toMatchObject({
+      code: 1,
+      lines: ["arb: command line: unknown option '--frobnicate'"],
+      left: [],
+      alive: [],
+    });
+  });
+
+  it('bad config key → 1', async () => {
+    const r = await fail(['ok.mjs'], { 'arb.config.json': '{"workerz": 2}' });
+    expect(r.code).toBe(1);
+    expect(r.lines).toEqual([expect.stringMatching(/arb\.config\.json: unknown key 'workerz'$/)]);
+    expect(r.left).toEqual([]);
+  });
+
+  it('missing app file → 4, before anything starts', async () => {
+    const r = await fail(['missing.mjs']);
+    expect(r.code).toBe(4);
+    expect(r.lines).toEqual([
+      expect.stringMatching(/^arb: cannot load app 'missing\.mjs': no file .*missing\.mjs$/),
+    ]);
+    expect(r.left).toEqual([]);
+  });
+
+  it('export that is not a handler → 4', async () => {
+    const r = await fail(['-w', '2', 'bad.mjs'], { 'bad.mjs': 'export default 42;' });
+    expect(r.code).toBe(4);
+    expect(r.last).toMatch(/^Shutting down: Master\. Reason: .*cannot load app 'bad\.mjs': /);
+    expect(r.last).not.toContain('\n');
+    expect(r).toMatchObject({ left: [], alive: [] });
+  });
+
+  it('app that throws at import → 4', async () => {
+    const r = await fail(['-w', '2', 'throws.mjs'], {
+      'throws.mjs': 'throw new Error("no DATABASE_URL");',
+    });
+    expect(r.code).toBe(4);
+    expect(r.last).toMatch(
+      /Reason: .*cannot load app 'throws\.mjs': importing .*throws\.mjs threw: no DATABASE_URL$/,
+    );
+    expect(r).toMatchObject({ left: [], alive: [] });
+  });
+
+  it('app that throws at import with --preload → 4, no worker ever started', async () => {
+    const r = await fail(['--preload', 'throws.mjs'], {
+      'throws.mjs': 'throw new Error("no DATABASE_URL");',
+    });
+    expect(r.code).toBe(4);
+    expect(r.text.some((t) => t.includes('no DATABASE_URL'))).toBe(true);
+    expect(r.text.some((t) => t.startsWith('Booting worker'))).toBe(false);
+    expect(r).toMatchObject({ left: [], alive: [] });
+  });
+
+  it('busy port → 1 after the retries, naming the address', async () => {
+    const busy = net.createServer();
+    servers.push(busy);
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const { port } = busy.address() as net.AddressInfo;
+    const r = await fail(['-b', `127.0.0.1:${port}`, 'ok.mjs']);
+    expect(r.code).toBe(1);
+    expect(r.last).toContain(`cannot listen on 127.0.0.1:${port}: address in use`);
+    expect(r).toMatchObject({ left: [], alive: [] });
+  }, 20_000);
+
+  it.each([
+    ['a missing directory', 'no/such/dir/arb.pid'],
+    ['a path under a file', 'ok.mjs/arb.pid'],
+  ])('pidfile in %s → 1, naming the path', async (_what, pidfile) => {
+    const r = await fail(['-p', pidfile, 'ok.mjs']);
+    expect(r.code).toBe(1);
+    expect(r.last).toContain(pidfile);
+    expect(r).toMatchObject({ left: [], alive: [] });
+  });
+
+  it('bad companion spec → 1, naming the companion and the key', async () => {
+    const config = {
+      companions: {
+        workers: [{ name: 'jobs', target: './jobs.mjs:run', command: ['sleep', '1'] }],
+      },
+    };
+    const r = await fail(['ok.mjs'], { 'arb.config.json': JSON.stringify(config) });
+    expect(r.code).toBe(1);
+    expect(r.lines).toHaveLength(1);
+    expect(r.lines[0]).toMatch(/^arb: .*arb\.config\.json: .*jobs.*(target|command)/);
+    expect(r).toMatchObject({ left: [], alive: [] });
+  });
+});

@@ -1,0 +1,193 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+export const EXAMPLES = fileURLToPath(new URL('../../../examples/', import.meta.url));
+
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'arbe-'));
+}
+
+export type Target = { port: number; host: string } | { socketPath: string };
+
+export function request(
+  target: Target,
+  opts: { path?: string; method?: string; body?: string; agent?: http.Agent | false } = {},
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        ...target,
+        path: opts.path ?? '/',
+        method: opts.method ?? 'GET',
+        agent: opts.agent ?? false,
+        timeout: 10_000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** A running `arb` and what it logged (JSON lines on stderr). */
+export class ArbProcess {
+  readonly child: ChildProcess;
+  readonly logs: Record<string, unknown>[] = [];
+  stdout = '';
+  stderr = '';
+  /** Every worker pid seen in the logs or in responses, for the no-orphans check. */
+  readonly pids = new Set<number>();
+
+  constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+    const { ARB_CMD_ARGS: _a, PORT: _p, WEB_CONCURRENCY: _w, ...base } = process.env;
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      cwd: opts.cwd,
+      env: { ...base, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let buf = '';
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (d: string) => {
+      this.stderr += d;
+      buf += d;
+      for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          this.logs.push(entry);
+          if (typeof entry.pid === 'number') this.pids.add(entry.pid);
+        } catch {
+          // not a log line
+        }
+      }
+    });
+    this.child.stdout!.setEncoding('utf8');
+    this.child.stdout!.on('data', (d: string) => {
+      this.stdout += d;
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  log(match: (e: Record<string, unknown>) => boolean, what = 'a log line', timeoutMs = 15_000) {
+    return waitFor(
+      () => this.logs.find(match),
+      timeoutMs,
+      `${what} (stderr so far: ${this.stderr.slice(-2000)})`,
+    );
+  }
+
+  /** The addresses the master listens on, from its `Listening at` line. */
+  async listening(): Promise<string[]> {
+    const entry = await this.log((e) => Array.isArray(e.listeners), 'Listening at');
+    return entry.listeners as string[];
+  }
+
+  /** Resolves once the master says the first generation serves (every worker listens). */
+  ready(): Promise<Record<string, unknown>> {
+    return this.log(
+      (e) => typeof e.msg === 'string' && e.msg.startsWith('Serving with'),
+      'Serving with N workers',
+    );
+  }
+
+  async tcpTarget(): Promise<Target> {
+    await this.ready();
+    const address = (await this.listening()).find((a) => !a.startsWith('unix:'))!;
+    const i = address.lastIndexOf(':');
+    return {
+      host: address.slice(0, i).replace(/^\[|\]$/g, ''),
+      port: Number(address.slice(i + 1)),
+    };
+  }
+
+  /** Waits until `n` distinct workers have answered; returns their pids. */
+  async distinctPids(
+    target: Target,
+    n: number,
+    pidOf = (body: string) => JSON.parse(body).pid as number,
+  ): Promise<Set<number>> {
+    const seen = new Set<number>();
+    await waitFor(
+      async () => {
+        const res = await request(target);
+        const pid = pidOf(res.body);
+        seen.add(pid);
+        this.pids.add(pid);
+        return seen.size >= n;
+      },
+      20_000,
+      `${n} distinct workers to answer`,
+    );
+    return seen;
+  }
+
+  exited(): Promise<number | NodeJS.Signals> {
+    const c = this.child;
+    if (c.exitCode !== null) return Promise.resolve(c.exitCode);
+    if (c.signalCode !== null) return Promise.resolve(c.signalCode);
+    return new Promise((resolve) => c.once('exit', (code, sig) => resolve(code ?? sig!)));
+  }
+
+  /** Stops arb (TERM, then KILL after a while) and checks that nothing it started survives. */
+  async stop(): Promise<number | NodeJS.Signals> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+    const code = await this.exited();
+    clearTimeout(timer);
+    await waitFor(
+      () => [...this.pids].every((p) => !alive(p)),
+      5000,
+      `no process left of ${[...this.pids].join(',')}`,
+    ).catch((err: Error) => {
+      for (const p of this.pids) if (alive(p)) process.kill(p, 'SIGKILL');
+      throw err;
+    });
+    return code;
+  }
+}

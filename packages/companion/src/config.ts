@@ -1,0 +1,424 @@
+import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { CompanionConfigError } from './errors.js';
+import { FORBIDDEN_STOP_SIGNALS, isSignalName } from './signals.js';
+import { splitTarget } from './target.js';
+
+/** When a companion that exited on its own is started again. */
+export type Autorestart = 'always' | 'unexpected' | 'never';
+
+/** Keys that one companion may set, and that `defaults` may set for all of them. */
+export interface CompanionOptions {
+  /** Working directory (relative to the manager's base dir). Default: the base dir. */
+  cwd?: string;
+  /** Extra environment, merged over `defaults.env`, itself merged over the manager's env. */
+  env?: Record<string, string>;
+  /** First signal sent by stop and restart. Default `SIGTERM`. SIGKILL/SIGSTOP are refused. */
+  stopSignal?: string;
+  /** Seconds between the stop signal and SIGKILL to the group on stop. Default 60. */
+  stopTimeout?: number;
+  /** Same as stopTimeout, for restart (restart command, reread). Default 60. */
+  reloadTimeout?: number;
+  /** Seconds a new process must stay up to count as RUNNING. Default 1. */
+  startSecs?: number;
+  /** `"inherit"` (default) or a file path, appended to and created 0644. */
+  stdout?: string;
+  /** `"inherit"` (default), `"stdout"` (follow stdout) or a file path. */
+  stderr?: string;
+  /** Default `always`. `unexpected`: not restarted after an exit code in `exitCodes`. */
+  autorestart?: Autorestart;
+  /** Exit codes that count as expected for `autorestart: 'unexpected'`. Default `[0]`. */
+  exitCodes?: number[];
+  /**
+   * Consecutive failed starts (exit before `startSecs`) retried before the companion goes
+   * FATAL. Default null: retry for ever with capped backoff.
+   */
+  startRetries?: number | null;
+}
+
+/** One entry of `workers`. Exactly one of `target` and `command`. */
+export interface CompanionSpec extends CompanionOptions {
+  name: string;
+  /** `module:export` (or `module` for the default export), run in a Node process. */
+  target?: string;
+  /** argv array of any program; `command[0]` is looked up on PATH. */
+  command?: string[];
+}
+
+/** The `companions` object of an arb config. */
+export interface CompanionsInput {
+  /** Control socket path (mode 0600). Default: none (no control socket). */
+  socket?: string;
+  defaults?: CompanionOptions;
+  /** First backoff step in seconds. Default 5. */
+  restartDelay?: number;
+  /** Backoff cap in seconds. Default 60. */
+  maxRestartDelay?: number;
+  /** A run at least this long (seconds) resets the backoff. Default 60. */
+  backoffResetAfter?: number;
+  /** Seconds the arbiter gives the manager at shutdown. Default derived. */
+  managerStopTimeout?: number | null;
+  /** Added to the slowest stopTimeout when deriving managerStopTimeout. Default 10. */
+  managerShutdownBuffer?: number;
+  workers?: CompanionSpec[];
+}
+
+/** A validated, fully resolved companion. Every field takes part in `configHash`. */
+export interface CompanionConfig {
+  readonly name: string;
+  readonly kind: 'target' | 'command';
+  /** `module:export` with a path-like module made absolute; null for commands. */
+  readonly target: string | null;
+  readonly command: readonly string[] | null;
+  /** Absolute. */
+  readonly cwd: string;
+  /** defaults.env merged with the companion's env (the inherited env is added at spawn). */
+  readonly env: Readonly<Record<string, string>>;
+  readonly stopSignal: NodeJS.Signals;
+  readonly stopTimeout: number;
+  readonly reloadTimeout: number;
+  readonly startSecs: number;
+  /** `inherit` or an absolute path. */
+  readonly stdout: string;
+  /** `inherit`, `stdout` or an absolute path. */
+  readonly stderr: string;
+  readonly autorestart: Autorestart;
+  readonly exitCodes: readonly number[];
+  readonly startRetries: number | null;
+  readonly restartDelay: number;
+  readonly maxRestartDelay: number;
+  readonly backoffResetAfter: number;
+}
+
+/** Everything the manager needs from a companions object. */
+export interface CompanionsSettings {
+  /** Absolute socket path, or null. */
+  readonly socket: string | null;
+  readonly configs: readonly CompanionConfig[];
+  readonly managerStopTimeout: number;
+}
+
+export interface BuildOptions {
+  /** Base for relative `cwd` and `socket`. Default `process.cwd()`. */
+  baseDir?: string;
+}
+
+export const DEFAULTS = {
+  stopSignal: 'SIGTERM' as NodeJS.Signals,
+  stopTimeout: 60,
+  reloadTimeout: 60,
+  startSecs: 1,
+  stdout: 'inherit',
+  stderr: 'inherit',
+  autorestart: 'always' as Autorestart,
+  exitCodes: [0] as readonly number[],
+  startRetries: null as number | null,
+  restartDelay: 5,
+  maxRestartDelay: 60,
+  backoffResetAfter: 60,
+  managerShutdownBuffer: 10,
+} as const;
+
+/** Names are used on the command line and in `ps`; `all` addresses every companion. */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.@-]*$/;
+const RESERVED_NAMES = new Set(['all']);
+
+const seconds = z
+  .number({ error: 'must be a number of seconds' })
+  .min(0, { error: 'must not be negative' });
+const nonEmptyString = z
+  .string({ error: 'must be a string' })
+  .min(1, { error: 'must not be empty' });
+
+const optionSchemas = {
+  cwd: nonEmptyString,
+  env: z.record(z.string(), z.string({ error: 'values must be strings' }), {
+    error: 'must be an object of strings',
+  }),
+  stopSignal: z.string({ error: 'must be a signal name such as "SIGTERM"' }),
+  stopTimeout: seconds,
+  reloadTimeout: seconds,
+  startSecs: seconds,
+  stdout: nonEmptyString,
+  stderr: nonEmptyString,
+  autorestart: z.enum(['always', 'unexpected', 'never'], {
+    error: 'must be "always", "unexpected" or "never"',
+  }),
+  exitCodes: z.array(
+    z
+      .number({ error: 'must be exit codes (integers 0-255)' })
+      .int({ error: 'must be exit codes (integers 0-255)' })
+      .min(0, { error: 'must be exit codes (integers 0-255)' })
+      .max(255, { error: 'must be exit codes (integers 0-255)' }),
+    { error: 'must be an array of exit codes' },
+  ),
+  startRetries: z
+    .number({ error: 'must be a non-negative integer or null' })
+    .int({ error: 'must be an integer' })
+    .min(0, { error: 'must not be negative' })
+    .nullable(),
+} satisfies Record<keyof CompanionOptions, z.ZodType>;
+
+const specSchemas = {
+  ...optionSchemas,
+  name: nonEmptyString,
+  target: nonEmptyString,
+  command: z
+    .array(nonEmptyString, { error: 'must be an argv array of strings' })
+    .min(1, { error: 'must not be empty' }),
+};
+
+const topSchemas = {
+  socket: nonEmptyString,
+  defaults: z.record(z.string(), z.unknown(), { error: 'must be an object' }),
+  restartDelay: seconds,
+  maxRestartDelay: seconds,
+  backoffResetAfter: seconds,
+  managerStopTimeout: seconds.nullable(),
+  managerShutdownBuffer: seconds,
+  workers: z.array(z.unknown(), { error: 'must be an array of companions' }),
+};
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(value: unknown): string {
+  try {
+    const s = JSON.stringify(value);
+    if (s === undefined) return String(value);
+    return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  } catch {
+    return String(value);
+  }
+}
+
+function fail(companion: string | null, key: string | null, value: unknown, why: string): never {
+  const who = companion === null ? 'companions' : `companion ${companion}`;
+  const what = key === null ? '' : ` key "${key}"`;
+  throw new CompanionConfigError(
+    `${who}:${what} ${why} (got ${describe(value)})`,
+    companion,
+    key,
+    value,
+  );
+}
+
+/** Validate the keys of `obj` present in `schemas`; refuse unknown keys. */
+function checkKeys(
+  companion: string | null,
+  prefix: string,
+  obj: Record<string, unknown>,
+  schemas: Record<string, z.ZodType>,
+): void {
+  const unknown = Object.keys(obj).filter((k) => !Object.hasOwn(schemas, k));
+  if (unknown.length > 0) {
+    const k = unknown.sort()[0]!;
+    fail(
+      companion,
+      prefix + k,
+      obj[k],
+      `unknown key (allowed: ${Object.keys(schemas).join(', ')})`,
+    );
+  }
+  for (const [key, schema] of Object.entries(schemas)) {
+    if (!Object.hasOwn(obj, key) || obj[key] === undefined) continue;
+    const r = schema.safeParse(obj[key]);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      const sub = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+      fail(companion, prefix + key, obj[key], `${issue?.message ?? 'invalid'}${sub}`);
+    }
+  }
+}
+
+function checkStopSignal(companion: string | null, key: string, value: string): NodeJS.Signals {
+  if (!isSignalName(value)) fail(companion, key, value, 'unknown signal name');
+  if (FORBIDDEN_STOP_SIGNALS.has(value)) {
+    fail(companion, key, value, 'cannot be used as a stop signal');
+  }
+  return value;
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function exists(p: string): boolean {
+  try {
+    statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True for module specifiers that name a file (relative or absolute), not a package. */
+function isPathLike(spec: string): boolean {
+  return spec.startsWith('./') || spec.startsWith('../') || spec.startsWith('/') || spec === '.';
+}
+
+function resolveOutput(
+  companion: string,
+  key: 'stdout' | 'stderr',
+  value: string,
+  cwd: string,
+): string {
+  if (value === 'inherit') return value;
+  if (value === 'stdout') {
+    if (key === 'stderr') return value;
+    fail(companion, key, value, '"stdout" is only valid for stderr');
+  }
+  const abs = resolve(cwd, value);
+  if (isDirectory(abs)) fail(companion, key, value, 'is a directory');
+  if (!isDirectory(dirname(abs))) {
+    fail(companion, key, value, `directory ${dirname(abs)} does not exist`);
+  }
+  return abs;
+}
+
+/**
+ * Validate a `companions` object and resolve every companion. Throws
+ * `CompanionConfigError` naming the companion and the key on the first problem found.
+ */
+export function parseCompanions(input: unknown, opts: BuildOptions = {}): CompanionsSettings {
+  const baseDir = resolve(opts.baseDir ?? process.cwd());
+  if (input === undefined || input === null) input = {};
+  if (!isPlainObject(input)) fail(null, null, input, 'must be an object');
+  // Accept `{ companions: {...} }` as well, the shape of a whole arb config file.
+  const top = isPlainObject(input.companions) && !('workers' in input) ? input.companions : input;
+  checkKeys(null, '', top, topSchemas);
+  const t = top as CompanionsInput;
+  const defaults = (t.defaults ?? {}) as Record<string, unknown>;
+  checkKeys(null, 'defaults.', defaults, optionSchemas);
+  const d = defaults as CompanionOptions;
+  if (d.stopSignal !== undefined) checkStopSignal(null, 'defaults.stopSignal', d.stopSignal);
+  if (d.cwd !== undefined && !isDirectory(resolve(baseDir, d.cwd))) {
+    fail(null, 'defaults.cwd', d.cwd, 'directory does not exist');
+  }
+
+  const restartDelay = t.restartDelay ?? DEFAULTS.restartDelay;
+  const maxRestartDelay = t.maxRestartDelay ?? DEFAULTS.maxRestartDelay;
+  const backoffResetAfter = t.backoffResetAfter ?? DEFAULTS.backoffResetAfter;
+
+  const seen = new Set<string>();
+  const configs: CompanionConfig[] = [];
+  const workers = (t.workers ?? []) as unknown[];
+  workers.forEach((raw, index) => {
+    const label =
+      isPlainObject(raw) && typeof raw.name === 'string' && raw.name !== ''
+        ? raw.name
+        : `#${index}`;
+    if (!isPlainObject(raw)) fail(label, null, raw, 'must be an object');
+    if (raw.name === undefined) fail(label, 'name', raw.name, 'is required');
+    checkKeys(label, '', raw, specSchemas);
+    const s = raw as unknown as CompanionSpec;
+    if (!NAME_RE.test(s.name)) {
+      fail(label, 'name', s.name, 'must be letters, digits, "_", ".", "@" or "-"');
+    }
+    if (RESERVED_NAMES.has(s.name)) fail(label, 'name', s.name, 'is reserved');
+    if (seen.has(s.name)) fail(label, 'name', s.name, 'duplicate companion name');
+    seen.add(s.name);
+    const hasTarget = s.target !== undefined;
+    const hasCommand = s.command !== undefined;
+    if (hasTarget === hasCommand) {
+      fail(
+        label,
+        hasTarget ? 'target' : null,
+        hasTarget ? s.target : raw,
+        'needs exactly one of "target" and "command"',
+      );
+    }
+
+    const cwdRaw = s.cwd ?? d.cwd;
+    const cwd = cwdRaw === undefined ? baseDir : resolve(baseDir, cwdRaw);
+    if (!isDirectory(cwd)) fail(label, 'cwd', cwdRaw, `directory ${cwd} does not exist`);
+
+    let target: string | null = null;
+    if (hasTarget) {
+      const { module, exportName } = splitTarget(s.target!);
+      if (module === '' || exportName === '') {
+        fail(label, 'target', s.target, 'must be "module:export"');
+      }
+      if (isPathLike(module)) {
+        const abs = resolve(cwd, module);
+        if (!exists(abs)) fail(label, 'target', s.target, `module ${abs} does not exist`);
+        target = `${abs}:${exportName}`;
+      } else {
+        target = `${module}:${exportName}`;
+      }
+    }
+    if (hasCommand) {
+      const exe = s.command![0]!;
+      if (exe.includes('/') && !exists(resolve(cwd, exe))) {
+        fail(label, 'command', s.command, `program ${resolve(cwd, exe)} does not exist`);
+      }
+    }
+
+    const stopSignal =
+      s.stopSignal !== undefined
+        ? checkStopSignal(label, 'stopSignal', s.stopSignal)
+        : ((d.stopSignal as NodeJS.Signals | undefined) ?? DEFAULTS.stopSignal);
+    const stdout = resolveOutput(label, 'stdout', s.stdout ?? d.stdout ?? DEFAULTS.stdout, cwd);
+    const stderr = resolveOutput(label, 'stderr', s.stderr ?? d.stderr ?? DEFAULTS.stderr, cwd);
+
+    configs.push({
+      name: s.name,
+      kind: hasTarget ? 'target' : 'command',
+      target,
+      command: hasCommand ? [...s.command!] : null,
+      cwd,
+      env: { ...(d.env ?? {}), ...(s.env ?? {}) },
+      stopSignal,
+      stopTimeout: s.stopTimeout ?? d.stopTimeout ?? DEFAULTS.stopTimeout,
+      reloadTimeout: s.reloadTimeout ?? d.reloadTimeout ?? DEFAULTS.reloadTimeout,
+      startSecs: s.startSecs ?? d.startSecs ?? DEFAULTS.startSecs,
+      stdout,
+      stderr,
+      autorestart: s.autorestart ?? d.autorestart ?? DEFAULTS.autorestart,
+      exitCodes: [...(s.exitCodes ?? d.exitCodes ?? DEFAULTS.exitCodes)],
+      startRetries:
+        s.startRetries !== undefined
+          ? s.startRetries
+          : d.startRetries !== undefined
+            ? d.startRetries
+            : DEFAULTS.startRetries,
+      restartDelay,
+      maxRestartDelay,
+      backoffResetAfter,
+    });
+  });
+
+  return {
+    socket: t.socket === undefined ? null : resolve(baseDir, t.socket),
+    configs,
+    managerStopTimeout: deriveStopTimeout(t, configs),
+  };
+}
+
+function deriveStopTimeout(t: CompanionsInput, configs: readonly CompanionConfig[]): number {
+  if (t.managerStopTimeout !== undefined && t.managerStopTimeout !== null) {
+    return t.managerStopTimeout;
+  }
+  if (configs.length === 0) return 0;
+  const slowest = Math.max(...configs.map((c) => c.stopTimeout));
+  return slowest + (t.managerShutdownBuffer ?? DEFAULTS.managerShutdownBuffer);
+}
+
+/** Validate and resolve the companions of a `companions` object, in config order. */
+export function buildCompanionConfigs(input: unknown, opts: BuildOptions = {}): CompanionConfig[] {
+  return [...parseCompanions(input, opts).configs];
+}
+
+/**
+ * Seconds the arbiter should allow the manager at shutdown: `managerStopTimeout` when set
+ * (0 counts), else the slowest `stopTimeout` plus `managerShutdownBuffer`, else 0.
+ */
+export function managerStopTimeout(input: unknown, opts: BuildOptions = {}): number {
+  return parseCompanions(input, opts).managerStopTimeout;
+}

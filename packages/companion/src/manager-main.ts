@@ -1,0 +1,214 @@
+/**
+ * The manager process entry: `node <managerEntry()> [--config FILE] [--socket PATH]
+ * [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL]`.
+ *
+ * Config: `--config FILE` (or env `ARB_COMPANION_CONFIG`) names a .json/.js/.mjs/.cjs file,
+ * re-imported fresh on every reread/HUP; or env `ARB_COMPANION_CONFIG_JSON` holds the
+ * companions object as JSON (reread re-parses the same text, so it changes nothing).
+ * `--loader MODULE` replaces the built-in file loader: MODULE exports
+ * `loadCompanions(file)` (or a default function) returning the companions object, which is
+ * how arb's CLI lets a reread re-import an `arb.config.ts`.
+ *
+ * Readiness: once the socket is bound and every companion has been started, the manager
+ * sends `{ type: 'ready', pid, socket }` over the IPC channel when it has one, and logs
+ * `companion manager running`.
+ *
+ * Signals: TERM/INT graceful stop and exit 0 (a second one makes it quick); QUIT quick
+ * stop (SIGKILL after at most 1 s); HUP reread; USR1 reopen companion output files.
+ * Parent death (ppid change or IPC disconnect, polled every 200 ms): quick stop (0.5 s
+ * cap) and exit, well within 1 s.
+ *
+ * Exit status: 0 stopped; 1 config error (nothing started); 2 control socket unusable
+ * (nothing started); 70 internal error (companions were stopped first).
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CompanionConfigError, SocketInUseError, SocketPathError } from './errors.js';
+import { loadCompanionsFile } from './load-config.js';
+import { createLogger } from './logger.js';
+import { Manager } from './manager.js';
+
+/** Cap on stop deadlines when the parent died: stop signal, then SIGKILL within 0.5 s. */
+const PARENT_GONE_CAP = 0.5;
+const PARENT_POLL_MS = 200;
+
+const USAGE = `usage: node manager-main.js [--config FILE [--loader MODULE]] [--socket PATH]
+                            [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL]
+config: --config FILE (.json/.js/.mjs/.cjs), or $ARB_COMPANION_CONFIG, or $ARB_COMPANION_CONFIG_JSON
+`;
+
+type Loader = (file: string) => unknown | Promise<unknown>;
+
+/** The `--loader` module's function, or an error line. */
+async function importLoader(spec: string): Promise<Loader | string> {
+  try {
+    const mod = (await import(pathToFileURL(resolve(spec)).href)) as Record<string, unknown>;
+    const fn = mod.loadCompanions ?? mod.default;
+    return typeof fn === 'function'
+      ? (fn as Loader)
+      : `--loader ${spec} exports no loadCompanions function`;
+  } catch (err) {
+    return `--loader ${spec} could not be imported: ${(err as Error).message}`;
+  }
+}
+
+async function main(): Promise<number> {
+  let values: {
+    config?: string;
+    loader?: string;
+    socket?: string;
+    'base-dir'?: string;
+    'parent-pid'?: string;
+    'log-level'?: string;
+    help?: boolean;
+  };
+  try {
+    values = parseArgs({
+      options: {
+        config: { type: 'string', short: 'c' },
+        loader: { type: 'string' },
+        socket: { type: 'string', short: 's' },
+        'base-dir': { type: 'string' },
+        'parent-pid': { type: 'string' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`arb companion manager: ${(err as Error).message}\n${USAGE}`);
+    return 1;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const log = createLogger({ level: values['log-level'], proc: 'manager' });
+  process.title = 'arb companion manager';
+
+  const expectedParent = Number(values['parent-pid'] ?? process.env.ARB_COMPANION_PARENT_PID ?? 0);
+  const parentPid = expectedParent > 0 ? expectedParent : process.ppid;
+  if (process.ppid !== parentPid) {
+    // The parent died before we got here: start nothing.
+    log.info('companion manager parent gone before start; exiting');
+    return 0;
+  }
+
+  const file = values.config ?? process.env.ARB_COMPANION_CONFIG;
+  const json = process.env.ARB_COMPANION_CONFIG_JSON;
+  let load: () => Promise<unknown>;
+  if (file && values.loader) {
+    const loader = await importLoader(values.loader);
+    if (typeof loader === 'string') {
+      log.error(loader);
+      return 1;
+    }
+    load = async () => loader(file);
+  } else if (file) load = () => loadCompanionsFile(file);
+  else if (json !== undefined) load = async () => JSON.parse(json) as unknown;
+  else {
+    log.error('no companions config: pass --config FILE or set ARB_COMPANION_CONFIG_JSON');
+    return 1;
+  }
+
+  let companions: unknown;
+  try {
+    companions = await load();
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'could not load companions config');
+    return 1;
+  }
+  let manager: Manager;
+  try {
+    manager = new Manager({
+      companions,
+      load,
+      baseDir: values['base-dir'],
+      ...(values.socket !== undefined ? { socket: values.socket } : {}),
+      logger: log,
+    });
+  } catch (err) {
+    if (err instanceof CompanionConfigError) {
+      log.error(
+        { companion: err.companion, key: err.key, value: err.value },
+        `invalid companions config: ${err.message}`,
+      );
+      return 1;
+    }
+    throw err;
+  }
+
+  let exitCode = 0;
+  const done = new Promise<void>((resolve) => {
+    let requested = false;
+    const stop = (why: string, opts: { quick?: boolean; cap?: number }) => {
+      log.info({ reason: why }, requested ? 'stop requested again' : 'stop requested');
+      requested = true;
+      manager.stop(opts).then(resolve, (err: Error) => {
+        log.error({ err: err.message }, 'error while stopping');
+        exitCode = 70;
+        resolve();
+      });
+    };
+    let graceful = 0;
+    const onGraceful = (sig: string) => {
+      graceful++;
+      stop(sig, graceful > 1 ? { quick: true } : {});
+    };
+    process.on('SIGTERM', () => onGraceful('SIGTERM'));
+    process.on('SIGINT', () => onGraceful('SIGINT'));
+    process.on('SIGQUIT', () => stop('SIGQUIT', { quick: true }));
+    process.on('SIGHUP', () => {
+      log.info('SIGHUP: rereading companions config');
+      manager.reread().then(
+        (r) => {
+          if (!r.ok) log.error(r, 'reread failed; old config kept');
+        },
+        (err: Error) => log.error({ err: err.message }, 'reread failed'),
+      );
+    });
+    process.on('SIGUSR1', () => manager.reopenLogs());
+    process.on('SIGUSR2', () => log.info('SIGUSR2 ignored by the companion manager'));
+
+    const parentGone = () => {
+      if (requested) return;
+      log.info('companion manager parent gone, stopping');
+      stop('parent gone', { cap: PARENT_GONE_CAP });
+    };
+    setInterval(() => {
+      if (process.ppid !== parentPid) parentGone();
+    }, PARENT_POLL_MS);
+    process.on('disconnect', parentGone);
+
+    process.on('uncaughtException', (err) => {
+      log.fatal({ err: err.message, stack: err.stack }, 'companion manager internal error');
+      exitCode = 70;
+      setTimeout(() => process.exit(70), 3000).unref();
+      stop('internal error', { quick: true });
+    });
+  });
+
+  try {
+    await manager.start();
+  } catch (err) {
+    if (err instanceof SocketInUseError || err instanceof SocketPathError) {
+      log.error({ path: err.path }, err.message);
+      await manager.stop({ quick: true });
+      return 2;
+    }
+    throw err;
+  }
+  if (process.send) process.send({ type: 'ready', pid: process.pid, socket: manager.socket });
+
+  await done;
+  return exitCode;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`arb companion manager: ${err.stack ?? err.message}\n`);
+    process.exit(70);
+  },
+);

@@ -1,0 +1,370 @@
+import { EventEmitter } from 'node:events';
+import { type CommandResult, Companion } from './companion.js';
+import { type CompanionConfig, type CompanionsSettings, parseCompanions } from './config.js';
+import { ControlServer } from './control-server.js';
+import { GuardLink } from './guard-link.js';
+import { configHash } from './hash.js';
+import { type Logger, silentLogger } from './logger.js';
+import { type Request, type Response, type StatusEntry, statusEntry } from './protocol.js';
+import type { CompanionState } from './state-machine.js';
+
+export interface ManagerOptions {
+  /** The `companions` object (validated here; throws `CompanionConfigError`). */
+  companions?: unknown;
+  /** Returns the companions object afresh; used by `reread` (and HUP). Required for reread. */
+  load?: () => unknown | Promise<unknown>;
+  /** Base for relative paths in the config. Default `process.cwd()`. */
+  baseDir?: string;
+  /** Control socket path; overrides the config's `socket`. `null`: no socket. */
+  socket?: string | null;
+  logger?: Logger;
+  /** Start the guard process that kills companions if this process dies. Default true. */
+  guard?: boolean;
+  /** Control connections idle this long are closed. Default 60 s. */
+  idleTimeoutMs?: number;
+  /** A control request line must arrive completely within this. Default 10 s. */
+  readTimeoutMs?: number;
+  /** Random source for backoff jitter (tests). */
+  random?: () => number;
+}
+
+export interface StopOptions {
+  /** Quick stop: SIGKILL after at most `cap` seconds (default 1) instead of stopTimeout. */
+  quick?: boolean;
+  /** Upper bound in seconds on every stop deadline. */
+  cap?: number;
+}
+
+export type RereadResult = {
+  ok: true;
+  added: string[];
+  removed: string[];
+  restarted: string[];
+  unchanged: string[];
+};
+
+/** Upper bound on the SIGKILL deadline for a quick stop (QUIT). */
+export const QUICK_STOP_SECONDS = 1;
+
+export interface ManagerEvents {
+  state: [name: string, state: CompanionState];
+}
+
+/**
+ * Supervises a set of companions: one `Companion` per config, the optional control
+ * socket, the guard. Usable on its own from the API; manager-main.ts wraps it in a process.
+ */
+export class Manager extends EventEmitter<ManagerEvents> {
+  private companions = new Map<string, Companion>();
+  /** Removed by reread but still alive: supervised (deadlines enforced) until reaped. */
+  private readonly retiring = new Set<Companion>();
+  private readonly log: Logger;
+  private readonly guard: GuardLink | null;
+  private control: ControlServer | null = null;
+  private settings: CompanionsSettings | null = null;
+  private readonly socketPath: string | null | undefined;
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  /** Rereads run one at a time so two never interleave their diffs. */
+  private rereadChain: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: ManagerOptions) {
+    super();
+    this.log = opts.logger ?? silentLogger();
+    this.guard = opts.guard === false ? null : new GuardLink(this.log);
+    this.socketPath = opts.socket;
+    if (opts.companions !== undefined) {
+      this.settings = parseCompanions(opts.companions, { baseDir: opts.baseDir });
+    }
+  }
+
+  /** The control socket path in use (after start), or null. */
+  get socket(): string | null {
+    return this.control?.path ?? null;
+  }
+
+  get shuttingDown(): boolean {
+    return this.stopping !== null;
+  }
+
+  /** Pid of the guard process, if running. */
+  get guardPid(): number | null {
+    return this.guard?.pid ?? null;
+  }
+
+  /** Names in config order. */
+  names(): string[] {
+    return [...this.companions.keys()];
+  }
+
+  get(name: string): Companion | undefined {
+    return this.companions.get(name);
+  }
+
+  /**
+   * Bind the control socket (before anything is spawned, so a socket conflict starts
+   * nothing), start the guard, then start every companion.
+   */
+  start(): Promise<void> {
+    if (this.starting) return Promise.reject(new Error('manager already started'));
+    if (this.stopping) return Promise.reject(new Error('manager already stopped'));
+    this.starting = this.doStart();
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    if (!this.settings) {
+      if (!this.opts.load) throw new Error('Manager needs `companions` or `load`');
+      this.settings = parseCompanions(await this.opts.load(), { baseDir: this.opts.baseDir });
+    }
+    const path = this.socketPath === undefined ? this.settings.socket : this.socketPath;
+    if (path) {
+      const control = new ControlServer({
+        path,
+        handler: (req) => this.handle(req),
+        logger: this.log,
+        idleTimeoutMs: this.opts.idleTimeoutMs,
+        readTimeoutMs: this.opts.readTimeoutMs,
+      });
+      await control.listen();
+      this.control = control;
+    }
+    if (this.guard) await this.guard.start();
+    // A stop requested while we were binding (e.g. the parent died): start nothing.
+    if (this.stopping) return;
+    for (const cfg of this.settings.configs) {
+      this.companions.set(cfg.name, this.create(cfg));
+    }
+    for (const c of this.companions.values()) c.start();
+    this.log.info({ companions: this.names() }, `companion manager running (pid ${process.pid})`);
+  }
+
+  private create(cfg: CompanionConfig): Companion {
+    const c = new Companion(cfg, this.log, this.opts.random);
+    c.on('spawn', (pid) => this.guard?.add(pid, c.config.stopSignal));
+    c.on('reap', (pid) => this.guard?.remove(pid));
+    c.on('state', (state) => this.emit('state', c.name, state));
+    return c;
+  }
+
+  private all(): Companion[] {
+    return [...this.companions.values(), ...this.retiring];
+  }
+
+  /**
+   * Stop every companion (stop signal to each group, SIGKILL after stopTimeout, or after
+   * at most `cap` seconds), wait until all are reaped, close the socket and the guard.
+   * While stopping, commands that would start anything are refused.
+   */
+  stop(opts: StopOptions = {}): Promise<void> {
+    const cap = opts.cap ?? (opts.quick ? QUICK_STOP_SECONDS : undefined);
+    if (this.stopping) {
+      // A second, quicker request tightens the deadlines of the stop in progress.
+      if (cap !== undefined) for (const c of this.all()) c.stop(cap);
+      return this.stopping;
+    }
+    this.stopping = this.doStop(cap);
+    return this.stopping;
+  }
+
+  private async doStop(cap: number | undefined): Promise<void> {
+    // Let a start in progress finish binding (it spawns nothing once stopping is set), so
+    // that its socket and guard are closed below rather than left behind.
+    await this.starting?.catch(() => {});
+    this.log.info('stopping all companions');
+    for (const c of this.all()) c.stop(cap);
+    await this.waitAllGone();
+    this.log.info('all companions stopped');
+    await this.control?.close();
+    await this.guard?.close();
+    this.log.info(`companion manager stopped (pid ${process.pid})`);
+  }
+
+  private waitAllGone(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.all().some((c) => c.hasProcess)) return;
+        for (const c of watched) c.off('reap', onReap);
+        resolve();
+      };
+      // Re-check after the reap's own transition has run.
+      const onReap = () => setImmediate(check);
+      const watched = this.all();
+      for (const c of watched) c.on('reap', onReap);
+      check();
+    });
+  }
+
+  /** Status entries in config order (companions being removed last, flagged `removed`). */
+  status(): (StatusEntry & { removed?: true })[] {
+    const entries: (StatusEntry & { removed?: true })[] = [...this.companions.values()].map((c) =>
+      statusEntry(c.info()),
+    );
+    for (const c of this.retiring) entries.push({ ...statusEntry(c.info()), removed: true });
+    return entries;
+  }
+
+  /** Answer one control request (the control socket calls this; so can API users). */
+  async handle(req: Request): Promise<Response> {
+    switch (req.cmd) {
+      case 'status':
+        return {
+          ok: true,
+          companions: this.status(),
+          manager: { pid: process.pid, guard_pid: this.guardPid, stopping: this.shuttingDown },
+        };
+      case 'reread':
+        if (this.shuttingDown) return { ok: false, error: 'manager is shutting down' };
+        return this.reread();
+      case 'start':
+      case 'stop':
+      case 'restart':
+      case 'signal': {
+        if (this.shuttingDown && req.cmd !== 'stop') {
+          return { ok: false, error: 'manager is shutting down' };
+        }
+        const act = (c: Companion): CommandResult => {
+          if (req.cmd === 'signal') return c.signal(req.signal);
+          return c[req.cmd]();
+        };
+        if (req.name === 'all') {
+          const results = [...this.companions.values()].map((c) => ({ name: c.name, ...act(c) }));
+          return {
+            ok: results.every((r) => r.ok),
+            message: results.map((r) => r.message).join('; '),
+            results,
+          };
+        }
+        const c = this.companions.get(req.name);
+        const r = c ? act(c) : { ok: false, message: `unknown companion ${req.name}` };
+        // Per-name failures carry `message` (reference) and `error` (consistent envelopes).
+        return r.ok ? r : { ...r, error: r.message };
+      }
+    }
+  }
+
+  /**
+   * Re-read the config (fresh), validate all of it, then apply the difference: removed
+   * companions are stopped with deadlines and stay supervised until reaped; added ones
+   * start (after any same-named predecessor is gone); changed ones restart unless stopped
+   * by hand. Lists are in config order.
+   */
+  reread(): Promise<Response> {
+    const run = this.rereadChain.then(() => this.doReread());
+    this.rereadChain = run.catch(() => {});
+    return run;
+  }
+
+  private async doReread(): Promise<Response> {
+    if (!this.opts.load) return { ok: false, error: 'reread not configured' };
+    let next: CompanionsSettings;
+    try {
+      next = parseCompanions(await this.opts.load(), { baseDir: this.opts.baseDir });
+    } catch (err) {
+      return {
+        ok: false,
+        error: `invalid config: ${(err as Error).message}`,
+        kept_old_config: true,
+      };
+    }
+    if (this.shuttingDown) return { ok: false, error: 'manager is shutting down' };
+    if (this.control && this.socketPath === undefined && next.socket !== this.control.path) {
+      this.log.warn(
+        { socket: next.socket },
+        'control socket path changed; it takes effect when the manager is restarted',
+      );
+    }
+    const result: RereadResult = { ok: true, added: [], removed: [], restarted: [], unchanged: [] };
+    const newNames = new Set(next.configs.map((c) => c.name));
+    for (const [name, c] of this.companions) {
+      if (newNames.has(name)) continue;
+      c.stop();
+      result.removed.push(name);
+      if (c.hasProcess) {
+        this.retiring.add(c);
+        const gone = () => {
+          if (c.hasProcess) return;
+          c.off('reap', onReap);
+          this.retiring.delete(c);
+        };
+        const onReap = () => setImmediate(gone);
+        c.on('reap', onReap);
+      }
+    }
+    const map = new Map<string, Companion>();
+    for (const cfg of next.configs) {
+      const existing = this.companions.get(cfg.name);
+      if (!existing) {
+        const c = this.create(cfg);
+        map.set(cfg.name, c);
+        result.added.push(cfg.name);
+        this.startAfterPredecessor(c);
+        continue;
+      }
+      map.set(cfg.name, existing);
+      if (configHash(existing.config) === configHash(cfg)) {
+        result.unchanged.push(cfg.name);
+        continue;
+      }
+      existing.setConfig(cfg);
+      if (existing.manualStop) {
+        // Stopped by hand stays stopped; the next start uses the new config.
+        result.unchanged.push(cfg.name);
+      } else if (existing.state === 'STOPPING') {
+        // Already being restarted: the respawn picks up the new config.
+        result.restarted.push(cfg.name);
+      } else if (existing.restart().ok) {
+        result.restarted.push(cfg.name);
+      } else {
+        result.unchanged.push(cfg.name);
+      }
+    }
+    this.companions = map;
+    this.settings = next;
+    this.log.info(
+      result,
+      `companion reread applied: added ${result.added}, removed ${result.removed}, restarted ${result.restarted}, unchanged ${result.unchanged}`,
+    );
+    return result;
+  }
+
+  /** Never run two processes of one name: wait for a retiring namesake to be reaped. */
+  private startAfterPredecessor(c: Companion): void {
+    const predecessor = [...this.retiring].find((r) => r.name === c.name);
+    if (!predecessor) {
+      c.start();
+      return;
+    }
+    const onReap = () =>
+      setImmediate(() => {
+        if (predecessor.hasProcess) return;
+        predecessor.off('reap', onReap);
+        if (
+          !this.shuttingDown &&
+          this.companions.get(c.name) === c &&
+          c.state === 'STOPPED' &&
+          !c.manualStop
+        ) {
+          c.start();
+        }
+      });
+    predecessor.on('reap', onReap);
+  }
+
+  /** Reopen every companion output file (USR1). */
+  reopenLogs(): void {
+    for (const c of this.all()) c.reopenLogs();
+    this.log.info('companion output files reopened');
+  }
+
+  /** Convenience wrappers returning the reference's `{ ok, message }`. */
+  startCompanion(name: string): Promise<Response> {
+    return this.handle({ cmd: 'start', name });
+  }
+  stopCompanion(name: string): Promise<Response> {
+    return this.handle({ cmd: 'stop', name });
+  }
+  restartCompanion(name: string): Promise<Response> {
+    return this.handle({ cmd: 'restart', name });
+  }
+}

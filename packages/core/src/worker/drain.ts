@@ -1,0 +1,123 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import net from 'node:net';
+import tls from 'node:tls';
+
+interface Conn {
+  /** Requests in progress on this connection. */
+  active: Set<ServerResponse>;
+  /** Responses finished on it. */
+  served: number;
+  timer?: NodeJS.Timeout;
+}
+
+/** A fresh connection that has not sent its first request this long after a drain began is closed. */
+export const FRESH_CONNECTION_GRACE_MS = 1000;
+
+/**
+ * Tracks the connections of the worker's servers so that a drain loses no request:
+ * http's own `server.close()` (Node ≥ 19) also closes every connection without a request
+ * in progress — including one just accepted whose request is still in flight, which the
+ * client would see as a reset. Here, draining stops accepting, closes keep-alive
+ * connections that are idle *after* a response, lets a fresh connection send its first
+ * request (served with `Connection: close`), and ends each busy connection once its
+ * response is done.
+ */
+export class ConnectionTracker {
+  private readonly conns = new Map<net.Socket, Conn>();
+  draining = false;
+  private onEmpty: (() => void) | undefined;
+
+  /** Follows `server`'s connections and requests. Call before the app's own listeners run. */
+  attach(server: net.Server): void {
+    const event = server instanceof tls.Server ? 'secureConnection' : 'connection';
+    server.on(event, (socket: net.Socket) => {
+      const conn: Conn = { active: new Set(), served: 0 };
+      this.conns.set(socket, conn);
+      if (this.draining) this.armFreshTimer(socket, conn);
+      socket.once('close', () => {
+        if (conn.timer) clearTimeout(conn.timer);
+        this.conns.delete(socket);
+        this.checkEmpty();
+      });
+    });
+    server.prependListener('request', (req: IncomingMessage, res: ServerResponse) =>
+      this.onRequest(req, res),
+    );
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket;
+    const conn = this.conns.get(socket);
+    if (!conn) return;
+    if (conn.timer) {
+      clearTimeout(conn.timer);
+      conn.timer = undefined;
+    }
+    conn.active.add(res);
+    if (this.draining) res.setHeader('Connection', 'close');
+    res.once('close', () => {
+      conn.active.delete(res);
+      conn.served += 1;
+      if (this.draining && conn.active.size === 0) socket.destroySoon();
+    });
+  }
+
+  /** Requests in progress on all connections. */
+  get inFlight(): number {
+    let n = 0;
+    for (const c of this.conns.values()) n += c.active.size;
+    return n;
+  }
+
+  /** Marks the responses still to be written `Connection: close` (max requests, drain). */
+  closeAfterResponses(): void {
+    for (const conn of this.conns.values()) {
+      for (const res of conn.active) if (!res.headersSent) res.setHeader('Connection', 'close');
+    }
+  }
+
+  /**
+   * Stops accepting on `servers` and waits until every connection is gone, at most
+   * `timeoutMs`; then the stragglers are destroyed. Resolves true when nothing was cut.
+   */
+  async drain(servers: readonly net.Server[], timeoutMs: number): Promise<boolean> {
+    this.draining = true;
+    for (const server of servers) {
+      // net's close, not http's: http's also drops connections whose request is in flight
+      if (server.listening) net.Server.prototype.close.call(server);
+    }
+    this.closeAfterResponses();
+    for (const [socket, conn] of this.conns) {
+      if (conn.active.size > 0) continue;
+      if (conn.served > 0) socket.destroySoon();
+      else this.armFreshTimer(socket, conn);
+    }
+    if (this.conns.size === 0) return true;
+    const done = new Promise<boolean>((resolve) => {
+      this.onEmpty = () => resolve(true);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const clean = await Promise.race([done, timeout]);
+    if (timer) clearTimeout(timer);
+    if (!clean) for (const socket of this.conns.keys()) socket.destroy();
+    return clean;
+  }
+
+  private armFreshTimer(socket: net.Socket, conn: Conn): void {
+    if (conn.timer) return;
+    conn.timer = setTimeout(() => {
+      if (conn.active.size === 0) socket.destroy();
+    }, FRESH_CONNECTION_GRACE_MS);
+  }
+
+  private checkEmpty(): void {
+    if (this.draining && this.conns.size === 0 && this.onEmpty) {
+      const f = this.onEmpty;
+      this.onEmpty = undefined;
+      f();
+    }
+  }
+}

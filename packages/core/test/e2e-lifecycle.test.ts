@@ -1,0 +1,295 @@
+// End to end: a real master (test/fixtures/run-arbiter.mjs on dist/), real workers, real
+// signals, HTTP over TCP and a unix socket.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  cleanupMasters,
+  FIXTURES,
+  isAlive,
+  loggedWorkerPids,
+  type Master,
+  request,
+  startMaster,
+  waitFor,
+} from './helpers.js';
+
+const APP = path.join(FIXTURES, 'app-pid.mjs');
+
+afterEach(cleanupMasters);
+
+/** Sends concurrent requests that each hold their worker a little until `n` distinct pids answered. */
+async function distinctPids(
+  master: Master,
+  n: number,
+  via: 'tcp' | 'unix' = 'tcp',
+): Promise<Set<number>> {
+  const pids = new Set<number>();
+  await waitFor(
+    async () => {
+      const replies = await Promise.all(
+        Array.from({ length: n * 2 }, () => request(master, '/block?ms=20', { via })),
+      );
+      for (const r of replies) if (r.json) pids.add(r.json.pid);
+      return pids.size >= n;
+    },
+    { what: `${n} distinct workers answering over ${via}`, timeoutMs: 15_000, intervalMs: 1 },
+  );
+  return pids;
+}
+
+/** The pids of the live workers, as the master logged them, minus those dead. */
+function liveWorkerPids(master: Master): number[] {
+  return loggedWorkerPids(master).filter(isAlive);
+}
+
+describe('serving', () => {
+  it('N workers serve over TCP and a unix socket, N distinct pids answer', async () => {
+    const master = await startMaster({ app: APP, workers: 3 });
+    const tcp = await distinctPids(master, 3, 'tcp');
+    const unix = await distinctPids(master, 3, 'unix');
+    const workers = loggedWorkerPids(master);
+    expect(workers).toHaveLength(3);
+    expect([...tcp].sort()).toEqual([...workers].sort());
+    expect([...unix].sort()).toEqual([...workers].sort());
+    expect(workers).not.toContain(master.pid);
+  });
+
+  it('process titles name the master and the workers', async () => {
+    const master = await startMaster({ app: APP, workers: 1, procName: 'shop' });
+    const [worker] = loggedWorkerPids(master);
+    const title = (pid: number) =>
+      fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '');
+    await waitFor(() => title(master.pid).startsWith('arb: master [shop]'), {
+      what: 'master title',
+    });
+    await waitFor(() => title(worker!).startsWith('arb: worker [shop]'), { what: 'worker title' });
+  });
+});
+
+describe('user and group', () => {
+  it("workers switch to the configured uid/gid (and drop root's groups); the master does not", async () => {
+    expect(process.getuid?.()).toBe(0); // the project's machines run the tests as root
+    const master = await startMaster({ app: APP, workers: 1, user: 65534, group: 65534 });
+    const reply = await request(master, '/', { via: 'unix' });
+    expect(reply.json).toMatchObject({ uid: 65534, gid: 65534, groups: [65534] });
+    const status = fs.readFileSync(`/proc/${master.pid}/status`, 'utf8');
+    expect(status).toMatch(/^Uid:\s+0\s/m);
+  });
+});
+
+describe('replacing and scaling workers', () => {
+  it('kill -9 of a worker: a new one serves', async () => {
+    const master = await startMaster({ app: APP, workers: 2 });
+    const [victim] = loggedWorkerPids(master);
+    process.kill(victim!, 'SIGKILL');
+    const replacement = await waitFor(() => loggedWorkerPids(master)[2], {
+      what: 'a replacement worker',
+    });
+    const pids = await distinctPids(master, 2);
+    expect(pids.has(replacement)).toBe(true);
+    expect(pids.has(victim!)).toBe(false);
+    expect(master.log()).toContain(
+      `Worker (pid:${victim}) was sent SIGKILL! Perhaps out of memory?`,
+    );
+  });
+
+  it('a request listener that throws answers 500 and the worker keeps serving', async () => {
+    const master = await startMaster({ app: APP, workers: 1 });
+    const reply = await request(master, '/throw');
+    expect(reply.status).toBe(500);
+    expect(master.log()).toContain('Error handling request');
+    expect((await request(master, '/')).json?.pid).toBe(loggedWorkerPids(master)[0]);
+  });
+
+  it('a worker that crashes is replaced at once', async () => {
+    const master = await startMaster({ app: APP, workers: 1 });
+    await request(master, '/crash').catch(() => {});
+    await waitFor(() => loggedWorkerPids(master).length === 2, { what: 'a replacement' });
+    expect(master.log()).toMatch(/exited with code 7/);
+    expect((await request(master, '/')).status).toBe(200);
+  });
+
+  it('workers that keep dying right after boot are respawned with backoff, not in a hot loop', async () => {
+    const master = await startMaster(
+      { app: path.join(FIXTURES, 'app-dies.mjs'), workers: 1 },
+      { waitReady: false },
+    );
+    await waitFor(() => master.log().includes('Workers keep dying right after boot'), {
+      what: 'the backoff line',
+    });
+    const first = Date.now();
+    const before = loggedWorkerPids(master).length;
+    await waitFor(() => Date.now() - first > 3000, { intervalMs: 100 });
+    // backoff 0.2 + 0.4 + 0.8 + 1.6 s: at most a handful in 3 s (a hot loop makes dozens)
+    expect(loggedWorkerPids(master).length - before).toBeLessThanOrEqual(5);
+    expect(master.log()).toMatch(/next spawn in \d+\.\ds/);
+    expect(isAlive(master.pid)).toBe(true);
+  });
+
+  it('TTIN adds a worker, TTOU retires the oldest gracefully', async () => {
+    const master = await startMaster({ app: APP, workers: 2 });
+    const [oldest] = loggedWorkerPids(master);
+    process.kill(master.pid, 'SIGTTIN');
+    await waitFor(() => liveWorkerPids(master).length === 3, { what: '3 workers' });
+    await distinctPids(master, 3);
+    process.kill(master.pid, 'SIGTTOU');
+    await waitFor(() => !isAlive(oldest!), { what: 'the oldest worker retired' });
+    expect(master.log()).toContain(`Worker (pid:${oldest}) exited`);
+    expect(liveWorkerPids(master)).toHaveLength(2);
+    const pids = await distinctPids(master, 2);
+    expect(pids.has(oldest!)).toBe(false);
+  });
+
+  it('HUP starts a new generation and retires the old one', async () => {
+    const master = await startMaster({ app: APP, workers: 2 });
+    const old = loggedWorkerPids(master);
+    process.kill(master.pid, 'SIGHUP');
+    await waitFor(() => old.every((p) => !isAlive(p)), { what: 'the old generation retired' });
+    const fresh = await waitFor(() =>
+      loggedWorkerPids(master).length === 4 ? loggedWorkerPids(master).slice(2) : undefined,
+    );
+    const pids = await distinctPids(master, 2);
+    expect([...pids].sort()).toEqual([...fresh].sort());
+  });
+
+  it('WINCH stops the workers gracefully and keeps the master', async () => {
+    const master = await startMaster({ app: APP, workers: 2 });
+    const workers = loggedWorkerPids(master);
+    process.kill(master.pid, 'SIGWINCH');
+    await waitFor(() => workers.every((p) => !isAlive(p)), { what: 'workers stopped' });
+    expect(isAlive(master.pid)).toBe(true);
+    expect(loggedWorkerPids(master)).toHaveLength(2);
+    process.kill(master.pid, 'SIGTERM');
+    expect(await master.exited).toBe(0);
+  });
+});
+
+describe('stopping', () => {
+  it('TERM lets a slow in-flight request finish, then exits 0 and removes the socket and pidfile', async () => {
+    const master = await startMaster({ app: APP, workers: 2, gracefulTimeout: 5 });
+    const slow = request(master, '/slow?ms=1500');
+    await waitFor(() => master.log().includes('slow request started'), {
+      what: 'the slow request in flight',
+    });
+    process.kill(master.pid, 'SIGTERM');
+    const reply = await slow;
+    expect(reply.status).toBe(200);
+    expect(await master.exited).toBe(0);
+    expect(fs.existsSync(master.sock!)).toBe(false);
+    expect(master.log()).toContain('Shutting down: Master');
+  });
+
+  it('TERM closes idle keep-alive connections at once instead of waiting gracefulTimeout', async () => {
+    const master = await startMaster({ app: APP, workers: 1, gracefulTimeout: 20, keepAlive: 30 });
+    const socket = net.connect(master.port!, '127.0.0.1');
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (d) => {
+      received += d;
+    });
+    const closed = new Promise((r) => socket.once('close', r));
+    socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => received.includes('"pid"'), { what: 'the first response' });
+    expect(received).toMatch(/keep-alive/i);
+    const started = Date.now();
+    process.kill(master.pid, 'SIGTERM');
+    await closed;
+    expect(await master.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('INT stops at once, in-flight requests included', async () => {
+    const master = await startMaster({ app: APP, workers: 2, gracefulTimeout: 10 });
+    const slow = request(master, '/slow?ms=8000').then(
+      () => 'answered',
+      () => 'cut',
+    );
+    await waitFor(() => master.log().includes('slow request started'), {
+      what: 'the slow request in flight',
+    });
+    const started = Date.now();
+    process.kill(master.pid, 'SIGINT');
+    expect(await master.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(await slow).toBe('cut');
+  });
+});
+
+describe('heartbeat timeout', () => {
+  it('a worker whose event loop is blocked is killed after `timeout` and replaced; the others keep serving', async () => {
+    const master = await startMaster({ app: APP, workers: 2, timeout: 2 });
+    const pids = await distinctPids(master, 2);
+    const blocked = request(master, '/block?ms=30000').catch(() => 'cut');
+    const blockedAt = Date.now();
+    // (a connection the worker had accepted together with the blocking one would be lost
+    // with it; once it blocks it accepts nothing more)
+    await waitFor(() => master.log().includes('blocking request started'), {
+      what: 'the worker blocked',
+    });
+    // the other worker keeps serving meanwhile
+    for (let i = 0; i < 5; i++) expect((await request(master, '/')).status).toBe(200);
+    const victim = await waitFor(
+      () => {
+        const m = /WORKER TIMEOUT \(pid:(\d+)\)/.exec(master.log());
+        return m ? Number(m[1]) : undefined;
+      },
+      { what: 'WORKER TIMEOUT', timeoutMs: 10_000 },
+    );
+    expect(pids.has(victim)).toBe(true);
+    await waitFor(() => !isAlive(victim), { what: 'the hung worker killed', intervalMs: 10 });
+    const killedAfter = (Date.now() - blockedAt) / 1000;
+    // timeout + 1 s, plus slack for a loaded 2-core machine
+    expect(killedAfter).toBeLessThan(2 + 1 + 1);
+    expect(await blocked).toBe('cut');
+    await waitFor(() => loggedWorkerPids(master).length === 3, { what: 'a replacement' });
+    const after = await distinctPids(master, 2);
+    expect(after.has(victim)).toBe(false);
+  });
+
+  it('SIGABRT runs workerAbort in the worker, which exits 1 and is replaced', async () => {
+    const dir = fs.mkdtempSync('/tmp/arbk-');
+    const hookLog = path.join(dir, 'hooks.log');
+    const master = await startMaster(
+      {
+        app: APP,
+        workers: 1,
+        configModule: path.join(FIXTURES, 'hooks.mjs'),
+        env: { ARB_HOOK_LOG: hookLog },
+      },
+      { dir },
+    );
+    const [worker] = loggedWorkerPids(master);
+    process.kill(worker!, 'SIGABRT');
+    await waitFor(() => loggedWorkerPids(master).length === 2, { what: 'a replacement' });
+    expect(fs.readFileSync(hookLog, 'utf8')).toContain(`workerAbort worker ${worker}`);
+    expect(master.log()).toContain(`Worker (pid:${worker}) exited with code 1`);
+  });
+});
+
+describe('max requests', () => {
+  it('recycles workers with zero failed requests', async () => {
+    const master = await startMaster({
+      app: APP,
+      workers: 2,
+      maxRequests: 5,
+      maxRequestsJitter: 3,
+    });
+    const statuses: number[] = [];
+    const pids = new Set<number>();
+    for (let round = 0; round < 15; round++) {
+      const replies = await Promise.all(Array.from({ length: 4 }, () => request(master, '/')));
+      for (const r of replies) {
+        statuses.push(r.status);
+        if (r.json) pids.add(r.json.pid);
+      }
+    }
+    expect(statuses).toHaveLength(60);
+    expect(statuses.every((s) => s === 200)).toBe(true);
+    // 60 requests at most 8 per worker: many generations served
+    expect(pids.size).toBeGreaterThanOrEqual(60 / 8);
+    expect(master.log()).toContain('Autorestarting worker after current request.');
+    expect(master.log()).not.toMatch(/exited with code [^0]/);
+  });
+});
