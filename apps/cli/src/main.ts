@@ -41,6 +41,12 @@ export async function main(argv: readonly string[], ctx: MainContext): Promise<n
       return 0;
     }
     const arbiterConfig = toArbiterConfig(config, ctx.cwd);
+    // HUP re-imports the config file and re-applies the command line and environment.
+    arbiterConfig.reloadConfig = async () =>
+      toArbiterConfig(
+        (await resolveConfig({ argv, env: ctx.env, cwd: ctx.cwd, version: ctx.version })).config,
+        ctx.cwd,
+      );
     const dir = arbiterConfig.chdir ?? ctx.cwd;
     if (action === 'check') {
       await loadApp(config.app, dir);

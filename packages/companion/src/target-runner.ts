@@ -3,9 +3,10 @@
  * the manager with env ARB_COMPANION_TARGET (`/abs/module.js:export` or `pkg:export`),
  * ARB_COMPANION_NAME and ARB_COMPANION_MANAGER_PID.
  *
- * The export is called with `{ name }`. If it returns (or its promise resolves) the
- * process lives on as long as the work it started keeps the event loop busy, then exits
- * 0; a throw or rejection exits 1. If the manager disappears (ppid changes), the
+ * The export is called with `{ name }`. While its promise is pending the process stays
+ * up, even with nothing else on the event loop (a run() that only awaits a signal is
+ * common). Once it returns or resolves, the process lives on as long as the work it
+ * started keeps the event loop busy, then exits 0; a throw or rejection exits 1. If the manager disappears (ppid changes), the
  * companion's process group gets its stop signal and, 1 s later, SIGKILL.
  */
 import { createRequire } from 'node:module';
@@ -74,7 +75,13 @@ async function main(): Promise<void> {
   if (typeof fn !== 'function') {
     throw new Error(`companion target ${target}: export "${exportName}" is not a function`);
   }
-  await (fn as (ctx: { name: string }) => unknown)({ name });
+  // A pending promise does not keep Node alive; this timer does, until run() settles.
+  const hold = setInterval(() => {}, 1 << 30);
+  try {
+    await (fn as (ctx: { name: string }) => unknown)({ name });
+  } finally {
+    clearInterval(hold);
+  }
 }
 
 main().catch((err: unknown) => {

@@ -137,6 +137,28 @@ describe('Manager with real processes', () => {
     expect(entry(m, 'jobs')).toMatchObject({ state: 'STOPPED', exit_signal: 'SIGTERM' });
   });
 
+  it('a target whose run() only awaits its stop signal stays up until stopped', async () => {
+    const dir = tmp();
+    writeFileSync(
+      join(dir, 'waits.mjs'),
+      "export async function run() { await new Promise((r) => process.once('SIGTERM', r)); }\n",
+    );
+    const m = manager({
+      baseDir: dir,
+      companions: {
+        workers: [{ name: 'waits', target: './waits.mjs:run', startSecs: 0.3, stopTimeout: 2 }],
+      },
+    });
+    await m.start();
+    const up = await waitState(m, 'waits', 'RUNNING');
+    // Well past startSecs it is still the same process, not a clean exit and a restart.
+    await new Promise((r) => setTimeout(r, 600));
+    expect(entry(m, 'waits')).toMatchObject({ state: 'RUNNING', pid: up.pid, exits: 0 });
+    await m.stop();
+    expect(entry(m, 'waits')).toMatchObject({ state: 'STOPPED', exit_code: 0 });
+    expect(running(up.pid!)).toBe(false);
+  });
+
   it('a crash loop shows a growing, capped backoff', async () => {
     const dir = tmp();
     const times = join(dir, 'times');

@@ -61,6 +61,11 @@ export interface ArbiterSettings {
   keyfile?: string;
   /** Node options of the worker processes (`--enable-source-maps`, ...). */
   workerExecArgv: string[];
+  /**
+   * Seconds a new generation (HUP reload) or a new master (upgrade) has to be ready before
+   * it is rolled back. Unset or 0: max(timeout, 30).
+   */
+  bootTimeout?: number;
 }
 
 /**
@@ -79,6 +84,12 @@ export type ArbiterConfig = Partial<ArbiterSettings> &
     configModule?: string;
     /** The one supervised sidecar process (the companion manager), if any. */
     sidecar?: SidecarSpec;
+    /**
+     * Reads the configuration afresh for a reload (HUP): the CLI re-imports the config file
+     * and rebuilds settings, hooks and sidecar. Throws (a `ConfigError` or any error) when
+     * the new config is invalid; the running config is then kept.
+     */
+    reloadConfig?: () => Promise<ArbiterConfig>;
   };
 
 export const DEFAULTS: Omit<ArbiterSettings, 'app' | 'procName' | 'chdir' | 'workerTmpDir'> = {
@@ -116,6 +127,7 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
   }
   count(s, 'workers', 0);
   for (const k of ['timeout', 'gracefulTimeout', 'keepAlive'] as const) seconds(s, k);
+  if (s.bootTimeout !== undefined) seconds(s, 'bootTimeout');
   count(s, 'backlog', 1);
   count(s, 'maxRequests', 0);
   count(s, 'maxRequestsJitter', 0);
@@ -145,6 +157,11 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
   s.chdir = path.resolve(s.chdir);
   if (!s.procName) s.procName = defaultProcName(s.app);
   return s;
+}
+
+/** The boot timeout in effect: `bootTimeout`, or max(timeout, 30) s when it is unset or 0. */
+export function effectiveBootTimeout(s: ArbiterSettings): number {
+  return s.bootTimeout ? s.bootTimeout : Math.max(s.timeout, 30);
 }
 
 /** `./src/app.js:handler` → `app`: the app path without directory and extension. */
@@ -182,7 +199,14 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
 export function settingsOf(config: ArbiterConfig): ArbiterSettings {
   const plain: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(config)) {
-    if (typeof v !== 'function' && k !== 'configModule' && k !== 'sidecar') plain[k] = v;
+    if (
+      typeof v !== 'function' &&
+      k !== 'configModule' &&
+      k !== 'sidecar' &&
+      k !== 'reloadConfig'
+    ) {
+      plain[k] = v;
+    }
   }
   return resolveSettings(plain as Partial<ArbiterSettings>);
 }
