@@ -1,22 +1,8 @@
+import { type ArbiterHooks, HOOK_NAMES, type HookName } from '@arb/core';
 import { parseAddress } from '@arb/sock';
 import { z } from 'zod';
 
-export const HOOK_NAMES = [
-  'onStarting',
-  'whenReady',
-  'onReload',
-  'preFork',
-  'postFork',
-  'postWorkerInit',
-  'workerInt',
-  'workerAbort',
-  'preExec',
-  'workerExit',
-  'childExit',
-  'nworkersChanged',
-  'onExit',
-] as const;
-export type HookName = (typeof HOOK_NAMES)[number];
+export { HOOK_NAMES, type HookName };
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
@@ -97,8 +83,8 @@ export const configSchema = z.strictObject({
   ...hooks,
 });
 
-/** What a config file may contain. */
-export type ArbConfig = z.input<typeof configSchema>;
+/** What a config file may contain: every setting, and the hooks with their real signatures. */
+export type ArbConfig = Omit<z.input<typeof configSchema>, HookName> & Partial<ArbiterHooks>;
 /** A config after validation (bind as a list, umask as a number). */
 export type ParsedConfig = z.output<typeof configSchema>;
 

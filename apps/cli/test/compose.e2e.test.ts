@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ArbProcess, alive, BIN, EXAMPLES, request, tempDir, waitFor } from './harness.js';
+import { ArbProcess, alive, BIN, EXAMPLES, tempDir, waitFor } from './harness.js';
 
 const running: ArbProcess[] = [];
 const dirs: string[] = [];
@@ -19,7 +19,11 @@ function project(files: Record<string, string>): string {
 }
 
 function arbSync(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -38,11 +42,15 @@ describe('the hello demo (pnpm start)', () => {
     const pids = await a.distinctPids(target, 2, (body) => Number(/worker (\d+)/.exec(body)![1]));
     expect(pids.size).toBe(2);
     const socket = path.join(cwd, 'companions.sock');
-    const status = await waitFor(() => {
-      const r = arbSync(['companion', 'status', '--json', '--socket', socket], cwd);
-      const body = r.code === 0 ? JSON.parse(r.stdout) : undefined;
-      return body?.companions?.[0]?.state === 'RUNNING' ? body : undefined;
-    }, 15_000, 'the jobs companion to run');
+    const status = await waitFor(
+      () => {
+        const r = arbSync(['companion', 'status', '--json', '--socket', socket], cwd);
+        const body = r.code === 0 ? JSON.parse(r.stdout) : undefined;
+        return body?.companions?.[0]?.state === 'RUNNING' ? body : undefined;
+      },
+      15_000,
+      'the jobs companion to run',
+    );
     expect(status.companions.map((c: { name: string }) => c.name)).toEqual(['jobs']);
     const jobsPid = status.companions[0].pid as number;
     a.pids.add(jobsPid);
@@ -78,7 +86,8 @@ export default {
     const workers = await a.distinctPids(target, 2);
     expect(await a.stop()).toBe(0);
     const lines = fs.readFileSync(path.join(cwd, 'hooks.log'), 'utf8').trim().split('\n');
-    const byHook = (h: string) => lines.filter((l) => l.startsWith(`${h} `)).map((l) => Number(l.split(' ')[1]));
+    const byHook = (h: string) =>
+      lines.filter((l) => l.startsWith(`${h} `)).map((l) => Number(l.split(' ')[1]));
     expect(byHook('onStarting')).toEqual([a.pid]);
     expect(byHook('whenReady')).toEqual([a.pid]);
     expect(byHook('onExit')).toEqual([a.pid]);
@@ -106,16 +115,27 @@ export default {
     const a = new ArbProcess([], { cwd });
     running.push(a);
     await a.ready();
-    const status = await waitFor(() => {
-      const r = arbSync(['companion', 'status', '--json'], cwd, { ARB_COMPANION_SOCKET: path.join(cwd, 'c.sock') });
-      const body = r.code === 0 ? JSON.parse(r.stdout) : undefined;
-      return body?.companions?.every((c: { state: string }) => c.state === 'RUNNING') ? body : undefined;
-    }, 15_000, 'both companions RUNNING');
+    const status = await waitFor(
+      () => {
+        const r = arbSync(['companion', 'status', '--json'], cwd, {
+          ARB_COMPANION_SOCKET: path.join(cwd, 'c.sock'),
+        });
+        const body = r.code === 0 ? JSON.parse(r.stdout) : undefined;
+        return body?.companions?.every((c: { state: string }) => c.state === 'RUNNING')
+          ? body
+          : undefined;
+      },
+      15_000,
+      'both companions RUNNING',
+    );
     const pids = status.companions.map((c: { pid: number }) => c.pid) as number[];
     for (const p of [...pids, status.manager.pid]) a.pids.add(p);
     expect(status.companions.map((c: { name: string }) => c.name)).toEqual(['jobs', 'sleeper']);
     // arb companion restart through the socket, by name
-    const r = arbSync(['companion', 'restart', 'sleeper', '--json', '--socket', path.join(cwd, 'c.sock')], cwd);
+    const r = arbSync(
+      ['companion', 'restart', 'sleeper', '--json', '--socket', path.join(cwd, 'c.sock')],
+      cwd,
+    );
     expect(r.code).toBe(0);
     expect(await a.stop()).toBe(0);
     for (const p of pids) expect(alive(p)).toBe(false);
@@ -123,8 +143,15 @@ export default {
   });
 
   it('--check-config loads the app: exit 0, or 1 naming the problem', () => {
-    const cwd = project({ 'app.mjs': app, 'bad.mjs': 'export default { nope: 1 };', 'boom.mjs': 'throw new Error("boom")' });
-    expect(arbSync(['--check-config', 'app.mjs'], cwd)).toMatchObject({ code: 0, stdout: 'arb: config OK, app app.mjs loads\n' });
+    const cwd = project({
+      'app.mjs': app,
+      'bad.mjs': 'export default { nope: 1 };',
+      'boom.mjs': 'throw new Error("boom")',
+    });
+    expect(arbSync(['--check-config', 'app.mjs'], cwd)).toMatchObject({
+      code: 0,
+      stdout: 'arb: config OK, app app.mjs loads\n',
+    });
     const bad = arbSync(['--check-config', 'bad.mjs'], cwd);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^arb: cannot load app 'bad\.mjs': .*\n$/);
@@ -138,7 +165,10 @@ export default {
     const root = path.resolve(EXAMPLES, '..');
     const npx = spawnSync('npx', ['arb', '--version'], { cwd: root, encoding: 'utf8' });
     expect(npx.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
-    const pnpm = spawnSync('npx', ['--yes', 'pnpm@10.34.9', '--silent', 'arb', '--version'], { cwd: root, encoding: 'utf8' });
+    const pnpm = spawnSync('npx', ['--yes', 'pnpm@10.34.9', '--silent', 'arb', '--version'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     expect(pnpm.stdout.trim()).toBe(npx.stdout.trim());
   });
 });
