@@ -8,6 +8,7 @@ import {
   parseCompanions,
 } from '@arb/companion';
 import type { ArbiterConfig, SidecarSpec } from '@arb/core';
+import { controlOptions } from './control-options.js';
 import { ConfigError } from './errors.js';
 import type { ResolvedConfig } from './resolve.js';
 import { resolveId } from './users.js';
@@ -40,6 +41,7 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
       path.resolve(cwd, config.chdir ?? '.'),
       config.logLevel,
     ),
+    control: controlOptions(config, cwd, path.resolve(cwd, config.chdir ?? '.')),
   } as ArbiterConfig;
 }
 

@@ -1,9 +1,11 @@
 import { runCompanionCommand } from '@arb/companion';
 import { AppLoadError, Arbiter, appFile, loadApp } from '@arb/core';
 import { toArbiterConfig } from './compose.js';
+import { runCtlCommand } from './ctl-command.js';
 import { ConfigError } from './errors.js';
 import { printConfig } from './print-config.js';
 import { EarlyExit, resolveConfig } from './resolve.js';
+import { runUpgradeCommand } from './upgrade.js';
 
 export interface MainContext {
   env: NodeJS.ProcessEnv;
@@ -29,6 +31,16 @@ export async function main(argv: readonly string[], ctx: MainContext): Promise<n
       isTTY: ctx.isTTY ?? false,
     });
   }
+  if (argv[0] === 'ctl') {
+    return runCtlCommand(argv.slice(1), {
+      stdout: ctx.stdout,
+      stderr: ctx.stderr,
+      env: ctx.env,
+      cwd: ctx.cwd,
+      isTTY: ctx.isTTY ?? false,
+    });
+  }
+  if (argv[0] === 'upgrade') return runUpgradeCommand(argv.slice(1), ctx);
   try {
     const { action, config } = await resolveConfig({
       argv,

@@ -193,7 +193,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     key: 'companions.socket',
     description: 'companion manager control socket',
   },
-  { flags: '--ctl-socket <path>', key: 'ctl.socket', description: 'master control socket' },
+  {
+    flags: '--ctl-socket <path>',
+    key: 'ctl.socket',
+    description: 'master control socket for arb ctl, mode 0600 ("none": no socket)',
+    defaultText: './arb.ctl',
+  },
   {
     flags: '--metrics-bind <address>',
     key: 'metrics.bind',
@@ -215,7 +220,7 @@ export function buildProgram(version: string): Command {
     .description(
       'A pre-fork process manager for Node.js: a master that owns the sockets, N workers ' +
         'that serve the app, companions next to them.\n\n' +
-        '<app> is path/to/module[:export]. Also: arb companion --help',
+        '<app> is path/to/module[:export]. Also: arb companion --help, arb ctl --help',
     )
     .argument('[app]', 'the app module, path/to/module[:export]')
     .version(version, '-v, --version', 'print the version')

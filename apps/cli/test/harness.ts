@@ -80,9 +80,15 @@ export class ArbProcess {
   /** Every worker pid seen in the logs or in responses, for the no-orphans check. */
   readonly pids = new Set<number>();
 
-  constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  constructor(
+    args: string[],
+    /** `wrap`: a command arb runs under, which execs it in place (`systemd-socket-activate ...`). */
+    opts: { cwd?: string; env?: NodeJS.ProcessEnv; wrap?: string[] } = {},
+  ) {
     const { ARB_CMD_ARGS: _a, PORT: _p, WEB_CONCURRENCY: _w, ...base } = process.env;
-    this.child = spawn(process.execPath, [BIN, ...args], {
+    const argv = [process.execPath, BIN, ...args];
+    if (opts.wrap) argv.unshift(...opts.wrap);
+    this.child = spawn(argv[0]!, argv.slice(1), {
       cwd: opts.cwd,
       env: { ...base, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,10 +1,22 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import tty from 'node:tty';
 import { fileURLToPath } from 'node:url';
-import { close as closeListeners, createListeners, handoff, type Listener } from '@arb/sock';
+import {
+  claimSocketFile,
+  close as closeListeners,
+  createListeners,
+  handoff,
+  type Listener,
+} from '@arb/sock';
 import { Backoff } from './backoff.js';
 import { monotonic } from './clock.js';
-import { type ArbiterConfig, type ArbiterSettings, settingsOf } from './config.js';
+import {
+  type ArbiterConfig,
+  type ArbiterSettings,
+  effectiveBootTimeout,
+  settingsOf,
+} from './config.js';
+import { ArbiterControl } from './control.js';
 import { AppLoadError, HaltServer } from './errors.js';
 import { createHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbeat.js';
 import {
@@ -18,6 +30,8 @@ import {
 import { createLogger, type Logger, type LogSink } from './logger.js';
 import { type KillFn, Pidfile } from './pidfile.js';
 import { classifyExit } from './reap.js';
+import { isServingMessage, reexecPlan } from './reexec.js';
+import { Reload, type ReloadHost } from './reload.js';
 import { SidecarSlot } from './sidecar.js';
 import { MASTER_SIGNALS, type MasterSignal, SignalQueue } from './signals.js';
 import { masterTitle } from './titles.js';
@@ -55,6 +69,10 @@ export interface ArbiterDeps {
   installSignals: boolean;
   /** Path of the worker entry module. */
   workerEntry: string;
+  /** Our parent's pid now (a re-exec'd master is promoted when it changes). */
+  ppid(): number;
+  /** Sends a message to the parent over IPC, if there is a channel (the re-exec'd master). */
+  sendToParent(message: unknown): void;
 }
 
 const DEFAULT_DEPS: ArbiterDeps = {
@@ -69,7 +87,41 @@ const DEFAULT_DEPS: ArbiterDeps = {
   isTerminal: () => tty.isatty(0),
   installSignals: true,
   workerEntry: WORKER_ENTRY,
+  ppid: () => process.ppid,
+  sendToParent: (message) => {
+    if (process.send && process.connected) process.send(message, undefined, {}, () => {});
+  },
 };
+
+/** What `Arbiter.upgrade()` resolves to. */
+export interface UpgradeResult {
+  ok: boolean;
+  /** The new master's pid (also on failure when one was started). */
+  newPid?: number;
+  error?: string;
+}
+
+/** The one-step upgrade in progress, stepped by the master loop. */
+interface UpgradeJob {
+  phase: 'requested' | 'starting' | 'retiring';
+  /** Seconds. */
+  timeout: number;
+  deadline: number;
+  newPid: number;
+  resolve(result: UpgradeResult): void;
+}
+
+/** What the previous config was, for a reload's rollback. */
+interface ConfigSnapshot {
+  config: ArbiterConfig;
+  settings: ArbiterSettings;
+  hooks: Partial<ArbiterHooks>;
+  listeners: Listener[];
+  boundAs: string[] | undefined;
+  numWorkers: number;
+  generation: number;
+  procName: string;
+}
 
 interface PendingExit {
   worker: WorkerProcess;
@@ -81,10 +133,14 @@ interface PendingExit {
  * and supervises the sidecar. One serialized async loop does everything; signal listeners
  * only queue the signal and wake it (gunicorn's arbiter, upstream's queue shape).
  */
-export class Arbiter implements ServerView {
-  readonly settings: ArbiterSettings;
-  readonly hooks: Partial<ArbiterHooks>;
-  readonly configModule: string | undefined;
+export class Arbiter implements ServerView, ReloadHost {
+  /** The settings in force (a HUP reload replaces them). */
+  settings: ArbiterSettings;
+  /** The hooks in force (a HUP reload replaces them). */
+  hooks: Partial<ArbiterHooks>;
+  configModule: string | undefined;
+  /** The config in force. */
+  config: ArbiterConfig;
   readonly log: Logger;
   readonly signals = new SignalQueue();
   readonly sidecar: SidecarSlot;
@@ -99,8 +155,26 @@ export class Arbiter implements ServerView {
   /** Workers by age (spawn order). */
   readonly workers = new Map<number, WorkerProcess>();
   workerAge = 0;
-  /** pid of a re-exec'd master we started (USR2, next issue); 0 when none. */
+  /** pid of a re-exec'd master we started (USR2); 0 when none. */
   reexecPid = 0;
+  /** The re-exec'd master we started said its first generation serves. */
+  reexecServing = false;
+  /** The generation of workers `manageWorkers` keeps (+1 per reload). */
+  generation = 0;
+  /** The HUP reload state machine. */
+  readonly reloader: Reload;
+  /** systemd notifications, metrics and the control socket (`control.ts`). */
+  readonly control: ArbiterControl;
+  /** The environment as it was before this master changed anything (for a re-exec). */
+  readonly envOrig: NodeJS.ProcessEnv;
+  /** The directory this master started in (a re-exec'd master starts there too). */
+  readonly startCwd: string;
+  /**
+   * The `bind` entries the listeners came from, index by index; undefined when they were
+   * inherited (systemd, ARB_FD) and cannot be matched with the config: bind changes then
+   * need a restart.
+   */
+  boundAs: string[] | undefined;
   /** pid of the master that re-exec'd us (ARB_PID); 0 when we are the only master. */
   masterPid = 0;
   pidfile: Pidfile | undefined;
@@ -116,9 +190,26 @@ export class Arbiter implements ServerView {
   private servingSettled = false;
   private readonly signalListeners = new Map<MasterSignal, () => void>();
   private lastLoggedCount = -1;
+  private readonly reloadConfigFn: (() => Promise<ArbiterConfig>) | undefined;
+  private generationCounter = 0;
+  /** The config before the reload in progress (its rollback target). */
+  private previous: ConfigSnapshot | undefined;
+  /** Listeners the reload in progress bound (closed on rollback). */
+  private addedListeners: Listener[] = [];
+  /** Listeners the reload in progress dropped (closed once the old workers are gone). */
+  private droppedListeners: Listener[] = [];
+  private reexecExit: WorkerExit | undefined;
+  private reexecChild: ChildProcess | undefined;
+  private upgradeJob: UpgradeJob | undefined;
 
   constructor(config: ArbiterConfig, deps: Partial<ArbiterDeps> = {}) {
     this.deps = { ...DEFAULT_DEPS, ...deps };
+    // before anything below changes the environment: a re-exec'd master starts from it
+    this.envOrig = { ...process.env };
+    this.startCwd = process.cwd();
+    this.config = config;
+    this.reloadConfigFn = config.reloadConfig;
+    this.reloader = new Reload(this);
     this.settings = settingsOf(config);
     this.hooks = pickHooks(config);
     this.configModule = config.configModule;
@@ -128,6 +219,7 @@ export class Arbiter implements ServerView {
       this.deps.logSink ??
       createLogger({ proc: 'master', level: this.settings.logLevel, dest: this.settings.errorLog });
     this.log = this.logSink.log;
+    this.control = new ArbiterControl(this, config.control);
     this.sidecar = new SidecarSlot(config.sidecar, {
       now: () => this.deps.now(),
       kill: (pid, sig) => this.deps.kill(pid, sig),
@@ -170,22 +262,30 @@ export class Arbiter implements ServerView {
       return status;
     }
     process.title = masterTitle(this.procName);
+    await this.control.start();
     try {
       await this.manageWorkers();
-      this.sidecar.manage();
+      this.manageSidecar();
       for (;;) {
         const signals = await this.signals.wait(this.sleepMs());
         await this.reapWorkers();
+        this.reapReexec();
         for (const sig of signals) await this.handleSignal(sig);
+        await this.reloader.step();
+        await this.stepUpgrade();
+        this.maybePromote();
+        this.control.tick();
         await this.murderWorkers();
         await this.manageWorkers();
-        this.sidecar.manage();
+        this.manageSidecar();
       }
     } catch (err) {
       if (err instanceof HaltServer) return this.halt(err.reason, err.status, err.graceful);
       this.log.error({ err }, 'Unhandled exception in main loop');
+      this.control.stopping();
       await this.stop(false);
       this.pidfile?.unlink();
+      await this.control.close();
       this.finish(false);
       return 255;
     }
@@ -213,7 +313,9 @@ export class Arbiter implements ServerView {
     if (this.settings.pidfile) {
       const name = this.masterPid ? `${this.settings.pidfile}.2` : this.settings.pidfile;
       const pidfile = new Pidfile(name, this.deps.kill);
-      pidfile.create(this.pid);
+      // a re-exec'd master writes `<pidfile>.2` once its workers serve (checkServing): its
+      // existence tells the operator (and `arb upgrade`) that the old one can go
+      if (!this.masterPid) pidfile.create(this.pid);
       this.pidfile = pidfile;
     }
     await runHook(this.hooks, 'onStarting', this);
@@ -229,6 +331,18 @@ export class Arbiter implements ServerView {
       });
       this.listeners = made.listeners;
       this.systemd = made.systemd;
+      // index i came from bind[i] when every entry gave one listener of its own
+      const matches =
+        !made.systemd &&
+        made.listeners.length === this.settings.bind.length &&
+        !this.settings.bind.some((b) => b.startsWith('fd://'));
+      this.boundAs = matches ? [...this.settings.bind] : undefined;
+    }
+    if (this.masterPid && this.deps.installSignals) {
+      // the old master's exit closes our IPC channel: look for promotion at once; the
+      // channel itself must not keep this process alive once it has stopped
+      process.once('disconnect', () => this.wake());
+      process.channel?.unref();
     }
     this.log.debug('Arbiter booted');
     this.log.info(
@@ -272,7 +386,7 @@ export class Arbiter implements ServerView {
       case 'SIGUSR1':
         return this.handleUsr1();
       case 'SIGUSR2':
-        this.log.warn('USR2 (re-exec) is not supported yet: ignored');
+        await this.reexec();
         return;
       case 'SIGWINCH':
         return this.handleWinch();
@@ -281,6 +395,7 @@ export class Arbiter implements ServerView {
 
   private async handleHup(): Promise<void> {
     this.log.info('Hang up: Master');
+    this.control.reloadRequested();
     await this.reload();
   }
 
@@ -312,15 +427,355 @@ export class Arbiter implements ServerView {
   }
 
   /**
-   * HUP: a new generation from the same config; the oldest workers are retired by
-   * manageWorkers. (Re-reading the config and retiring only once the new generation is
-   * ready belong to the reload issue.)
+   * HUP: reads the config afresh and boots a new generation; old workers are retired one
+   * for one as new ones report ready, and a failing generation is rolled back (see
+   * `reload.ts`). A HUP during a reload is coalesced into one more reload after it.
    */
   async reload(): Promise<void> {
-    await runHookSafely(this.log, this.hooks, 'onReload', this);
-    for (let i = 0; i < this.numWorkers; i++) await this.spawnWorker();
+    await this.reloader.begin();
+    // spawn the new generation in this same pass
     await this.manageWorkers();
-    this.sidecar.reload(this.sidecar.spec);
+  }
+
+  // ---- reload: what the state machine asks of the master (ReloadHost) ------------------
+
+  now(): number {
+    return this.deps.now();
+  }
+
+  allWorkers(): WorkerProcess[] {
+    return [...this.workers.values()];
+  }
+
+  async applyNewConfig(): Promise<number> {
+    const reloadConfig = this.config.reloadConfig ?? this.reloadConfigFn;
+    const next = reloadConfig ? await reloadConfig() : this.config;
+    const settings = settingsOf(next); // throws ConfigError: nothing changed yet
+    const hooks = pickHooks(next);
+    const previous: ConfigSnapshot = {
+      config: this.config,
+      settings: this.settings,
+      hooks: this.hooks,
+      listeners: this.listeners,
+      boundAs: this.boundAs,
+      numWorkers: this.numWorkers,
+      generation: this.generation,
+      procName: this.procName,
+    };
+    await this.rebind(settings); // throws when a new address cannot be bound
+    this.previous = previous;
+    this.config = next;
+    this.settings = settings;
+    this.hooks = hooks;
+    this.configModule = next.configModule;
+    this.swapEnv(previous.settings.env, settings.env);
+    this.procName = this.masterPid ? `${settings.procName}.2` : settings.procName;
+    process.title = masterTitle(this.procName);
+    await runHookSafely(this.log, this.hooks, 'onReload', this);
+    this.generationCounter += 1;
+    this.generation = this.generationCounter;
+    await this.setNumWorkers(settings.workers);
+    return effectiveBootTimeout(settings);
+  }
+
+  commitConfig(): void {
+    this.previous = undefined;
+    this.addedListeners = [];
+    // an unpromoted re-exec'd master runs no sidecar (it would run twice): keep the spec
+    if (this.masterPid === 0) this.sidecar.reload(this.config.sidecar);
+    else this.sidecar.spec = this.config.sidecar;
+  }
+
+  closeDroppedListeners(): void {
+    if (this.droppedListeners.length === 0) return;
+    this.log.info(
+      { listeners: this.droppedListeners.map((l) => l.address) },
+      `Closing listeners dropped from the config: ${this.droppedListeners.map((l) => l.url).join(',')}`,
+    );
+    this.deps.closeListeners(this.droppedListeners, { unlink: this.mayUnlink() });
+    this.droppedListeners = [];
+  }
+
+  async restoreOldConfig(): Promise<void> {
+    const p = this.previous;
+    if (!p) return;
+    this.previous = undefined;
+    // the new generation's own listeners go; the kept ones were never closed
+    this.deps.closeListeners(this.addedListeners, { unlink: this.mayUnlink() });
+    this.addedListeners = [];
+    this.droppedListeners = [];
+    this.swapEnv(this.settings.env, p.settings.env);
+    this.config = p.config;
+    this.settings = p.settings;
+    this.hooks = p.hooks;
+    this.configModule = p.config.configModule;
+    this.listeners = p.listeners;
+    this.boundAs = p.boundAs;
+    this.procName = p.procName;
+    process.title = masterTitle(this.procName);
+    this.generation = p.generation;
+    if (this.numWorkers !== p.numWorkers) await this.setNumWorkers(p.numWorkers);
+  }
+
+  async retire(worker: WorkerProcess): Promise<void> {
+    worker.on('retire');
+    await this.killWorker(worker, 'SIGTERM');
+  }
+
+  async killNow(worker: WorkerProcess): Promise<void> {
+    worker.on('kill');
+    await this.killWorker(worker, 'SIGKILL');
+  }
+
+  requestReload(): void {
+    this.signals.push('SIGHUP');
+  }
+
+  /**
+   * Binds the addresses the new config adds (before its workers spawn, so they get them)
+   * and sets aside the ones it drops (closed once the old workers are gone). The kept
+   * listeners are never closed: their sockets, and unix socket inodes, stay.
+   */
+  private async rebind(s: ArbiterSettings): Promise<void> {
+    this.addedListeners = [];
+    this.droppedListeners = [];
+    const current = this.boundAs ?? this.settings.bind;
+    if (sameList(current, s.bind)) return;
+    if (!this.boundAs || s.reusePort || this.settings.reusePort) {
+      this.log.warn(
+        'bind changed, but the listeners were inherited (systemd, ARB_FD) or reusePort is on: ' +
+          'keeping the current listeners (restart to change them)',
+      );
+      return;
+    }
+    const byAddress = new Map(this.boundAs.map((b, i) => [b, this.listeners[i]!]));
+    const added = s.bind.filter((b) => !byAddress.has(b));
+    const made =
+      added.length === 0
+        ? []
+        : (
+            await this.deps.createListeners({
+              bind: added,
+              backlog: s.backlog,
+              umask: s.umask,
+              uid: s.user,
+              gid: s.group,
+              reusePort: false,
+              env: {}, // bind these: nothing to inherit
+              retries: 1,
+            })
+          ).listeners;
+    const fresh = new Map(added.map((b, i) => [b, made[i]!]));
+    this.addedListeners = made;
+    this.droppedListeners = this.boundAs
+      .filter((b) => !s.bind.includes(b))
+      .map((b) => byAddress.get(b)!);
+    this.listeners = s.bind.map((b) => byAddress.get(b) ?? fresh.get(b)!);
+    this.boundAs = [...s.bind];
+    this.log.info(
+      { listeners: this.listeners.map((l) => l.address) },
+      `Listening at: ${this.listeners.map((l) => l.url).join(',')}`,
+    );
+  }
+
+  /** Undoes the `env` settings of the old config (back to the original values), sets the new. */
+  private swapEnv(old: Record<string, string>, next: Record<string, string>): void {
+    for (const k of Object.keys(old)) {
+      if (this.envOrig[k] === undefined) delete process.env[k];
+      else process.env[k] = this.envOrig[k];
+    }
+    for (const [k, v] of Object.entries(next)) process.env[k] = v;
+  }
+
+  /** The unlink rule of the four seed cases: only the one master that bound the files. */
+  private mayUnlink(): boolean {
+    return (
+      this.reexecPid === 0 && this.masterPid === 0 && !this.systemd && !this.settings.reusePort
+    );
+  }
+
+  // ---- USR2: re-exec, promotion, the one-step upgrade ----------------------------------
+
+  /**
+   * USR2: starts a new master with our listeners (see `reexec.ts`). Refused while one we
+   * started lives, while we are ourselves unpromoted, and during a reload. Resolves with
+   * the new master's pid, or the reason it was refused.
+   */
+  async reexec(): Promise<{ pid?: number; error?: string }> {
+    const refuse = (error: string) => {
+      this.log.warn(error);
+      return { error };
+    };
+    if (this.reexecPid !== 0) return refuse('USR2 signal ignored. Child exists.');
+    if (this.masterPid !== 0) return refuse('USR2 signal ignored. Parent exists.');
+    if (this.reloader.active) return refuse('USR2 signal ignored. A reload is in progress.');
+    const plan = reexecPlan({
+      listeners: this.listeners,
+      systemd: this.systemd,
+      masterPid: process.pid,
+      envOrig: this.envOrig,
+      startCwd: this.startCwd,
+      execPath: process.execPath,
+      execArgv: process.execArgv,
+      argv: process.argv,
+      handoff: this.deps.handoff,
+    });
+    // there is no forked pre-exec child in Node: preExec runs here, before the spawn
+    await runHookSafely(this.log, this.hooks, 'preExec', this);
+    let child: ChildProcess;
+    try {
+      child = this.deps.spawn(plan.command, plan.args, plan.options);
+    } catch (err) {
+      this.log.error({ err }, 'Cannot start a new master');
+      return { error: `cannot start a new master: ${(err as Error).message}` };
+    }
+    if (child.pid === undefined) {
+      child.once('error', () => {});
+      this.log.error('Cannot start a new master');
+      return { error: 'cannot start a new master' };
+    }
+    const pid = child.pid;
+    this.reexecPid = pid;
+    this.reexecChild = child;
+    // neither the child nor its IPC channel may keep this process alive after its halt
+    child.unref?.();
+    child.channel?.unref();
+    this.reexecServing = false;
+    this.reexecExit = undefined;
+    child.on('message', (m) => {
+      if (isServingMessage(m) && this.reexecPid === pid) {
+        this.reexecServing = true;
+        this.log.info(`New master (pid:${pid}) is serving`);
+        this.wake();
+      }
+    });
+    child.once('exit', (code, signal) => {
+      if (this.reexecPid !== pid) return;
+      this.reexecExit = { code, signal };
+      this.wake();
+    });
+    this.log.info(`Started a new master (pid:${pid}) with ${this.listeners.length} listeners`);
+    return { pid };
+  }
+
+  /** The new master we started exited: USR2 works again. */
+  private reapReexec(): void {
+    const exit = this.reexecExit;
+    if (!exit) return;
+    this.reexecExit = undefined;
+    this.log.warn(
+      { code: exit.code, signal: exit.signal },
+      `New master (pid:${this.reexecPid}) exited (${exit.signal ?? `code ${exit.code}`})`,
+    );
+    this.reexecPid = 0;
+    this.reexecServing = false;
+  }
+
+  /**
+   * A re-exec'd master whose parent is gone (we were re-parented) takes over: the plain
+   * pidfile, the plain title, no ARB_PID, and only now the sidecar (it must never run
+   * twice).
+   */
+  private maybePromote(): void {
+    if (this.masterPid === 0 || this.deps.ppid() === this.masterPid) return;
+    this.log.info('Master has been promoted.');
+    this.masterPid = 0;
+    this.procName = this.settings.procName;
+    delete process.env.ARB_PID;
+    if (this.pidfile && this.settings.pidfile) {
+      try {
+        this.pidfile.rename(this.settings.pidfile);
+      } catch (err) {
+        this.log.error({ err }, `Cannot write the pidfile ${this.settings.pidfile}`);
+      }
+    }
+    process.title = masterTitle(this.procName);
+    // the socket files the old master created are ours now: our final stop removes them
+    // (only for listeners handed over by ARB_FD, matched one to one with the config)
+    if (!this.systemd && this.boundAs) for (const l of this.listeners) claimSocketFile(l);
+    this.control.promoted();
+  }
+
+  /** The sidecar runs only in a master that is not waiting for promotion. */
+  private manageSidecar(): void {
+    if (this.masterPid === 0) this.sidecar.manage();
+  }
+
+  /**
+   * The whole upgrade in one call: starts a new master (USR2), waits until its workers
+   * serve (at most `timeout` seconds, default max(bootTimeout, 60)), retires our workers
+   * gracefully (WINCH), and once they are gone resolves `{ ok: true, newPid }` and stops
+   * this master (TERM, sockets not unlinked); the new master then promotes itself. On any
+   * failure the new master is stopped (TERM) and we keep serving: `{ ok: false, error }`.
+   */
+  upgrade(options: { timeout?: number } = {}): Promise<UpgradeResult> {
+    if (this.upgradeJob) return Promise.resolve({ ok: false, error: 'an upgrade is in progress' });
+    const timeout = options.timeout ?? Math.max(effectiveBootTimeout(this.settings), 60);
+    return new Promise((resolve) => {
+      this.upgradeJob = { phase: 'requested', timeout, deadline: 0, newPid: 0, resolve };
+      this.wake();
+    });
+  }
+
+  /** One pass of the loop for `upgrade()`. */
+  private async stepUpgrade(): Promise<void> {
+    const job = this.upgradeJob;
+    if (!job) return;
+    const done = (result: UpgradeResult) => {
+      this.upgradeJob = undefined;
+      if (result.ok) this.log.info(`Upgrade: new master (pid:${result.newPid}) took over`);
+      else this.log.error(`Upgrade failed: ${result.error}; this master keeps serving`);
+      job.resolve(result);
+    };
+    const now = this.deps.now();
+    switch (job.phase) {
+      case 'requested': {
+        const started = await this.reexec();
+        if (!started.pid) return done({ ok: false, error: started.error });
+        job.newPid = started.pid;
+        job.deadline = now + job.timeout;
+        job.phase = 'starting';
+        return;
+      }
+      case 'starting':
+        if (this.reexecPid !== job.newPid) {
+          return done({ ok: false, newPid: job.newPid, error: 'the new master exited' });
+        }
+        if (this.reexecServing) {
+          job.phase = 'retiring';
+          this.log.info('Upgrade: new master serves; graceful stop of the old workers');
+          await this.setNumWorkers(0);
+          await this.killWorkers('SIGTERM');
+          return;
+        }
+        if (now >= job.deadline) {
+          this.stopReexecChild();
+          return done({
+            ok: false,
+            newPid: job.newPid,
+            error: `the new master did not serve within ${job.timeout}s`,
+          });
+        }
+        return;
+      case 'retiring':
+        if (this.reexecPid !== job.newPid) {
+          // it died after serving: serve again ourselves
+          await this.setNumWorkers(this.settings.workers);
+          return done({ ok: false, newPid: job.newPid, error: 'the new master exited' });
+        }
+        if (this.workers.size > 0) return;
+        done({ ok: true, newPid: job.newPid });
+        this.signals.push('SIGTERM'); // halt; reexecPid is set, so sockets are not unlinked
+        return;
+    }
+  }
+
+  private stopReexecChild(): void {
+    try {
+      this.deps.kill(this.reexecPid, 'SIGTERM');
+    } catch {
+      // gone already
+    }
   }
 
   // ---- workers -----------------------------------------------------------------------
@@ -330,12 +785,16 @@ export class Arbiter implements ServerView {
     return [...this.workers.values()].filter((w) => isLive(w.state)).sort((a, b) => a.age - b.age);
   }
 
-  /** Keeps the number of live workers: spawns the missing ones, retires the oldest excess. */
+  /**
+   * Keeps the number of live workers of the current generation: spawns the missing ones,
+   * retires the oldest excess. Workers of other generations are the reload's business
+   * (retired one for one as new ones are ready, or after a rollback).
+   */
   async manageWorkers(): Promise<void> {
-    let live = this.liveWorkers();
+    let live = this.currentWorkers();
     if (live.length < this.numWorkers && this.spawnBackoff.remaining(this.deps.now()) === 0) {
       for (let i = live.length; i < this.numWorkers; i++) await this.spawnWorker();
-      live = this.liveWorkers();
+      live = this.currentWorkers();
     }
     while (live.length > this.numWorkers) {
       const oldest = live.shift()!;
@@ -346,6 +805,11 @@ export class Arbiter implements ServerView {
       this.lastLoggedCount = live.length;
       this.log.debug({ workers: live.length }, `${live.length} workers`);
     }
+  }
+
+  /** Live workers of the generation being kept, oldest first. */
+  private currentWorkers(): WorkerProcess[] {
+    return this.liveWorkers().filter((w) => w.generation === this.generation);
   }
 
   /** Spawns one worker with the listeners at fd 3.., its heartbeat file after them, and IPC. */
@@ -373,6 +837,7 @@ export class Arbiter implements ServerView {
       heartbeat,
       s.maxRequests > 0 ? s.maxRequests + jitter : 0,
     );
+    worker.generation = this.generation;
     await runHookSafely(this.log, this.hooks, 'preFork', this, worker);
 
     const listeners = this.deps.handoff(this.listeners);
@@ -408,6 +873,7 @@ export class Arbiter implements ServerView {
     worker.child = child;
     worker.pid = child.pid;
     this.workers.set(worker.age, worker);
+    this.control.workerSpawned(worker);
     let exited = false;
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
       if (exited) return;
@@ -429,6 +895,7 @@ export class Arbiter implements ServerView {
   }
 
   private onWorkerMessage(worker: WorkerProcess, message: unknown): void {
+    this.control.workerMessage(worker, message);
     if (!isWorkerMessage(message)) return;
     const m = message as WorkerMessage;
     switch (m.type) {
@@ -455,7 +922,18 @@ export class Arbiter implements ServerView {
       this.servingSettled = true;
       this.log.info({ workers: ready }, `Serving with ${ready} workers`);
       this.resolveServing(true);
+      if (this.masterPid !== 0) this.announceServing();
     }
+  }
+
+  /** A re-exec'd master serves: `<pidfile>.2` appears and the old master is told (IPC). */
+  private announceServing(): void {
+    try {
+      this.pidfile?.create(this.pid);
+    } catch (err) {
+      this.log.error({ err }, `Cannot write the pidfile ${this.pidfile?.path}`);
+    }
+    this.deps.sendToParent({ type: 'arb:serving', pid: this.pid });
   }
 
   /** Sends `sig` to one worker; a worker already gone is removed (`workerExit` runs here). */
@@ -521,6 +999,7 @@ export class Arbiter implements ServerView {
       const before = worker.state;
       worker.exit = exit;
       worker.on('exit');
+      this.control.workerExited(worker, before);
       const verdict = classifyExit(worker.pid, exit, {
         killedByMaster: before === 'killed',
         fatal: worker.fatal,
@@ -533,7 +1012,12 @@ export class Arbiter implements ServerView {
       worker.heartbeat?.close();
       this.countCrash(worker, isLive(before));
       await runHookSafely(this.log, this.hooks, 'childExit', this, worker);
-      if (verdict.halt && halting) throw new HaltServer(verdict.halt.reason, verdict.halt.status);
+      if (!verdict.halt || !halting) continue;
+      // a new generation failing to boot fails its reload, not the master
+      if (this.reloader.absorbHalt(worker, verdict.halt.reason)) continue;
+      // a worker of a retired or rolled-back generation cannot take the master down
+      if (worker.generation !== this.generation) continue;
+      throw new HaltServer(verdict.halt.reason, verdict.halt.status);
     }
   }
 
@@ -563,10 +1047,15 @@ export class Arbiter implements ServerView {
    * into a quick one.
    */
   async stop(graceful = true): Promise<void> {
-    const unlink =
-      this.reexecPid === 0 && this.masterPid === 0 && !this.systemd && !this.settings.reusePort;
+    const unlink = this.mayUnlink();
+    // a reload in progress: the listeners it dropped, or the old set, go too
+    const extra = [...this.droppedListeners, ...(this.previous?.listeners ?? [])].filter(
+      (l) => !this.listeners.includes(l),
+    );
     this.deps.closeListeners(this.listeners, { unlink });
     this.listeners = [];
+    if (extra.length > 0) this.deps.closeListeners(extra, { unlink });
+    this.droppedListeners = [];
     const now = this.deps.now();
     let workerLimit = now + this.settings.gracefulTimeout;
     let sidecarLimit = now + Math.max(this.settings.gracefulTimeout, this.sidecar.stopTimeout());
@@ -605,11 +1094,13 @@ export class Arbiter implements ServerView {
 
   /** gunicorn's halt(): stop, one line saying why, pidfile removed, `onExit`; the status. */
   async halt(reason = '', status = 0, graceful = true): Promise<number> {
+    this.control.stopping();
     await this.stop(graceful);
     if (status === 0) this.log.info('Shutting down: Master');
     else this.log.error({ status }, `Shutting down: Master. Reason: ${reason}`);
     this.pidfile?.unlink();
     await runHookSafely(this.log, this.hooks, 'onExit', this);
+    await this.control.close();
     this.finish(false);
     return status;
   }
@@ -624,6 +1115,9 @@ export class Arbiter implements ServerView {
 
   private finish(serving: boolean): void {
     this.removeSignals();
+    if (this.reexecChild?.connected && typeof this.reexecChild.disconnect === 'function') {
+      this.reexecChild.disconnect();
+    }
     if (!this.servingSettled) {
       this.servingSettled = true;
       this.resolveServing(serving);
@@ -663,6 +1157,8 @@ export class Arbiter implements ServerView {
     let ms = t > 0 ? Math.min(500, Math.max(100, (t * 1000) / 8)) : 1000;
     const backoff = this.spawnBackoff.remaining(this.deps.now());
     if (backoff > 0) ms = Math.min(ms, Math.max(10, backoff * 1000));
+    const boot = this.reloader.nextDeadline(this.deps.now());
+    if (boot !== undefined) ms = Math.min(ms, Math.max(10, boot * 1000));
     return ms;
   }
 
@@ -670,6 +1166,10 @@ export class Arbiter implements ServerView {
   workerInfos(): WorkerInfo[] {
     return [...this.workers.values()].map((w) => w.toJSON());
   }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** The worker's Node options: the configured ones, or the master's minus inspector flags. */

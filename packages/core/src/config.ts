@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import type { ControlOptions } from './control.js';
 import { ConfigError } from './errors.js';
 import type { ArbiterHooks } from './hooks.js';
 import type { SidecarSpec } from './sidecar.js';
@@ -90,6 +91,11 @@ export type ArbiterConfig = Partial<ArbiterSettings> &
      * the new config is invalid; the running config is then kept.
      */
     reloadConfig?: () => Promise<ArbiterConfig>;
+    /**
+     * The control socket (`arb ctl`), the Prometheus endpoint and the companions' status
+     * (see `control.ts`). Read once at start: a reload does not change them.
+     */
+    control?: ControlOptions;
   };
 
 export const DEFAULTS: Omit<ArbiterSettings, 'app' | 'procName' | 'chdir' | 'workerTmpDir'> = {
@@ -203,7 +209,8 @@ export function settingsOf(config: ArbiterConfig): ArbiterSettings {
       typeof v !== 'function' &&
       k !== 'configModule' &&
       k !== 'sidecar' &&
-      k !== 'reloadConfig'
+      k !== 'reloadConfig' &&
+      k !== 'control'
     ) {
       plain[k] = v;
     }

@@ -1,4 +1,10 @@
-export { Arbiter, type ArbiterDeps, CRASH_WINDOW_SECONDS, WORKER_ENTRY } from './arbiter.js';
+export {
+  Arbiter,
+  type ArbiterDeps,
+  CRASH_WINDOW_SECONDS,
+  type UpgradeResult,
+  WORKER_ENTRY,
+} from './arbiter.js';
 export { Backoff } from './backoff.js';
 export { monotonic } from './clock.js';
 export {
@@ -6,11 +12,29 @@ export {
   type ArbiterSettings,
   DEFAULTS,
   defaultProcName,
+  effectiveBootTimeout,
   type LogLevel,
   resolveSettings,
   settingsOf,
   splitAppSpec,
 } from './config.js';
+export {
+  ArbiterControl,
+  type ControlHost,
+  type ControlOptions,
+  type ReloadOutcome,
+} from './control.js';
+export { LineServer, type LineServerOptions, SocketInUse, socketIsLive } from './control-server.js';
+export {
+  CTL_COMMANDS,
+  CTL_MAX_LINE_BYTES,
+  type CtlCommand,
+  type CtlDecoded,
+  type CtlRequest,
+  type CtlResponse,
+  decodeCtlRequest,
+  encodeCtlResponse,
+} from './ctl-protocol.js';
 export { AppLoadError, ArbError, ConfigError, HaltServer, PidfileError } from './errors.js';
 export {
   createHeartbeat,
@@ -28,8 +52,39 @@ export {
   type WorkerInfo,
 } from './hooks.js';
 export { createLogger, type Logger, type LoggerOptions, type LogSink } from './logger.js';
+export {
+  ArbMetrics,
+  type CompanionSummary,
+  type ExitReason,
+  MetricsServer,
+  type MetricsView,
+} from './metrics.js';
+export {
+  type DatagramSender,
+  loadDatagramSender,
+  monotonicUsec,
+  Notifier,
+  type NotifierOptions,
+  sockaddrUn,
+} from './notify.js';
 export { type KillFn, Pidfile } from './pidfile.js';
 export { APP_LOAD_ERROR, classifyExit, type ExitVerdict, WORKER_BOOT_ERROR } from './reap.js';
+export {
+  isServingMessage,
+  type ReexecInput,
+  type ReexecPlan,
+  type ReexecServingMessage,
+  reexecPlan,
+} from './reexec.js';
+export { Reload, type ReloadHost, type ReloadState } from './reload.js';
+export {
+  bucketOf,
+  isStatsMessage,
+  LATENCY_BUCKETS,
+  STATS_INTERVAL_MS,
+  type StatsMessage,
+  WorkerRequestStats,
+} from './request-stats.js';
 export {
   SIDECAR_STABLE_SECONDS,
   type SidecarContext,

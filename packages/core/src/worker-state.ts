@@ -56,6 +56,8 @@ export class WorkerProcess implements WorkerInfo {
   exit: WorkerExit | undefined;
   /** The reason the worker gave (IPC) before exiting with 3 or 4. */
   fatal: string | undefined;
+  /** The config generation it was spawned for (0 at start, +1 per HUP reload). */
+  generation = 0;
 
   constructor(
     readonly age: number,
@@ -82,13 +84,14 @@ export class WorkerProcess implements WorkerInfo {
     return changed;
   }
 
-  toJSON(): WorkerInfo & { state: WorkerState } {
+  toJSON(): WorkerInfo & { state: WorkerState; generation: number } {
     return {
       age: this.age,
       pid: this.pid,
       booted: this.booted,
       aborted: this.aborted,
       state: this.state,
+      generation: this.generation,
     };
   }
 }

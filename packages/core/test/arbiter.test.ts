@@ -420,13 +420,17 @@ describe('signals in the master', () => {
     expect(f.kill).not.toHaveBeenCalled();
   });
 
-  it('HUP runs onReload, starts a new generation and retires the old one', async () => {
+  it('HUP runs onReload, starts a new generation and retires the old one once it is ready', async () => {
     const onReload = vi.fn();
     const { arbiter, f } = make({ workers: 2, onReload });
     await arbiter.manageWorkers();
     await arbiter.handleSignal('SIGHUP');
     expect(onReload).toHaveBeenCalledWith(arbiter);
     expect(f.children).toHaveLength(4);
+    expect(f.kill).not.toHaveBeenCalled(); // nothing retired before the new ones are ready
+    f.children[2]!.emit('message', { type: 'ready' });
+    f.children[3]!.emit('message', { type: 'ready' });
+    await arbiter.reloader.step();
     expect(f.kill.mock.calls).toEqual([
       [101, 'SIGTERM'],
       [102, 'SIGTERM'],

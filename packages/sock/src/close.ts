@@ -36,3 +36,25 @@ function unlinkIfOurs(path: string, own: { dev: number; ino: number }): void {
     // gone already
   }
 }
+
+/**
+ * A promoted master (after a USR2 upgrade) takes over the socket file of a unix listener
+ * it inherited from the master that created it, so that its own final stop removes the
+ * file, as gunicorn's promoted master does. Records the inode at the path now (the
+ * previous master is gone and never unlinks during an upgrade). Returns whether it did:
+ * only for `inherited` unix listeners whose path holds a socket.
+ */
+export function claimSocketFile(listener: Listener): boolean {
+  const state = heldState(listener);
+  if (!state || listener.kind !== 'unix' || !listener.path || listener.origin !== 'inherited') {
+    return false;
+  }
+  try {
+    const st = fs.lstatSync(listener.path);
+    if (!st.isSocket()) return false;
+    state.ownFile = { dev: st.dev, ino: st.ino };
+    return true;
+  } catch {
+    return false;
+  }
+}

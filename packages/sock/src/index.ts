@@ -9,7 +9,7 @@ export {
 } from './address.js';
 export { type AdoptedListener, type AdoptOptions, adopt, listenOn } from './adopt.js';
 export { type BindOptions, bind, DEFAULT_BACKLOG } from './bind.js';
-export { type CloseOptions, closeListeners as close } from './close.js';
+export { type CloseOptions, claimSocketFile, closeListeners as close } from './close.js';
 export { type CreateListenersOptions, createListeners, type MasterListeners } from './create.js';
 export { AddressError, BindError, InheritError, ReusePortError } from './errors.js';
 export { type Handoff, type HandoffOptions, handoff, withListenPid } from './handoff.js';

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bind, close } from '../src/index.js';
+import { bind, claimSocketFile, close } from '../src/index.js';
 import { fixture, tempDir } from './helpers.js';
 
 const dirs: string[] = [];
@@ -38,6 +38,16 @@ describe('close', () => {
     expect(fs.existsSync(p)).toBe(false);
     close(ls, { unlink: true }); // a second close is a no-op
     expect(fs.existsSync(p)).toBe(false);
+  });
+
+  it('claimSocketFile takes over only inherited unix listeners', async () => {
+    const p = `${dir()}/own.sock`;
+    const ls = await bind([`unix:${p}`, '127.0.0.1:0']);
+    expect(claimSocketFile(ls[0]!)).toBe(false); // bound here: already ours
+    expect(claimSocketFile(ls[1]!)).toBe(false); // TCP: no file
+    close(ls, { unlink: true });
+    // the inherited case (a re-exec'd master) is covered end to end by
+    // apps/cli/test/upgrade.e2e.test.ts: the promoted master removes the file on stop
   });
 
   it('with unlink: false closes the unix listener but keeps the file', async () => {

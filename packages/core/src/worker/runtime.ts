@@ -10,6 +10,7 @@ import {
 } from '../hooks.js';
 import { createLogger, type LogSink } from '../logger.js';
 import { APP_LOAD_ERROR, WORKER_BOOT_ERROR } from '../reap.js';
+import { WorkerRequestStats } from '../request-stats.js';
 import { workerTitle } from '../titles.js';
 import type { WorkerMessage, WorkerPayload } from '../worker-protocol.js';
 import { type AccessLog, createAccessLog } from './access-log.js';
@@ -37,6 +38,10 @@ export class WorkerRuntime implements WorkerInfo {
   private readonly accessLog: AccessLog | undefined;
   private serving: Serving | undefined;
   private requests = 0;
+  /** Request counts and latencies for the master's metrics, sent about once a second. */
+  private readonly stats = new WorkerRequestStats((m) => {
+    if (process.send && process.connected) process.send(m, undefined, {}, () => {});
+  });
   private readonly server: ServerView;
 
   constructor(private readonly payload: WorkerPayload) {
@@ -115,7 +120,10 @@ export class WorkerRuntime implements WorkerInfo {
         settings: s,
         log: this.log,
         accessLog: this.accessLog,
-        onRequest: () => this.countRequest(),
+        onRequest: (req, res) => {
+          this.stats.track(req, res);
+          this.countRequest();
+        },
       });
     } catch (err) {
       return this.fatal(WORKER_BOOT_ERROR, `cannot listen: ${(err as Error).message}`, err);
@@ -125,6 +133,7 @@ export class WorkerRuntime implements WorkerInfo {
     this.booted = true;
     this.phase = 'serving';
     this.send({ type: 'ready' });
+    this.stats.start();
     this.log.debug({ app: app.kind, listeners: listeners.map((l) => l.address) }, 'Worker ready');
   }
 

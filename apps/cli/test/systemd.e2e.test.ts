@@ -1,0 +1,213 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ctlJson } from './ctl-helpers.js';
+import { ArbProcess, alive, request, tempDir, waitFor } from './harness.js';
+import { NotifyReceiver } from './notify-receiver.js';
+
+const running: ArbProcess[] = [];
+const receivers: NotifyReceiver[] = [];
+const extraPids: number[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  // new masters started by an upgrade first: their processes are in the old one's logs
+  for (const pid of extraPids.splice(0)) {
+    if (alive(pid)) process.kill(pid, 'SIGTERM');
+    await waitFor(() => !alive(pid), 15_000, `pid ${pid} to exit`).catch(() => {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    });
+  }
+  await Promise.all(running.splice(0).map((a) => a.stop()));
+  for (const r of receivers.splice(0)) await r.close();
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+const APP = `export default (req, res) => res.end(JSON.stringify({ pid: process.pid }));\n`;
+
+function project(): string {
+  const d = tempDir();
+  dirs.push(d);
+  fs.writeFileSync(path.join(d, 'app.mjs'), APP);
+  return d;
+}
+
+async function receiver(address?: string): Promise<NotifyReceiver> {
+  const r = new NotifyReceiver(address);
+  receivers.push(r);
+  await r.ready();
+  return r;
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const RELOADING = /^RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=Reloading$/;
+
+describe('sd_notify', () => {
+  it.each([
+    ['an abstract', undefined],
+    ['a path', 'notify.sock'],
+  ])('sends READY, RELOADING/READY and STOPPING in order to %s address', async (_kind, file) => {
+    const cwd = project();
+    const n = await receiver(file ? path.join(cwd, file) : undefined);
+    const a = new ArbProcess(['-b', '127.0.0.1:0', '-w', '2', 'app.mjs'], {
+      cwd,
+      env: { NOTIFY_SOCKET: n.address },
+    });
+    running.push(a);
+    await a.ready();
+    await waitFor(() => n.states().length >= 1, 10_000, 'READY=1');
+    expect(n.states()).toEqual(['READY=1\nSTATUS=Serving with 2 workers']);
+    const reload = await ctlJson(['reload'], cwd);
+    expect(reload.body).toMatchObject({ ok: true, outcome: 'completed' });
+    await waitFor(() => n.states().length >= 3, 10_000, 'READY=1 after the reload');
+    expect(n.states()[1]).toMatch(RELOADING);
+    expect(n.states()[2]).toBe('READY=1\nSTATUS=Serving with 2 workers (reloaded)');
+    // a HUP from kill -HUP $MAINPID (ExecReload) says the same
+    process.kill(a.pid, 'SIGHUP');
+    await waitFor(() => n.states().length >= 5, 15_000, 'READY=1 after the HUP');
+    expect(n.states()[3]).toMatch(RELOADING);
+    expect(n.states()[4]).toBe('READY=1\nSTATUS=Serving with 2 workers (reloaded)');
+    expect(await a.stop()).toBe(0);
+    await waitFor(() => n.states().length >= 6, 10_000, 'STOPPING=1');
+    expect(n.states().slice(5)).toEqual(['STOPPING=1\nSTATUS=Shutting down']);
+    expect(n.messages).not.toContain('WATCHDOG=1');
+  });
+
+  it('upgrade: the old master hands MAINPID over, the promoted one says MAINPID and READY', async () => {
+    const cwd = project();
+    const n = await receiver();
+    const a = new ArbProcess(['-b', '127.0.0.1:0', '-w', '2', 'app.mjs'], {
+      cwd,
+      env: { NOTIFY_SOCKET: n.address },
+    });
+    running.push(a);
+    await a.ready();
+    await waitFor(() => n.states().length >= 1, 10_000, 'READY=1');
+    const up = await ctlJson(['upgrade'], cwd);
+    expect(up.body.ok).toBe(true);
+    const newPid = up.body.new_pid as number;
+    extraPids.push(newPid);
+    expect(await a.exited()).toBe(0);
+    await waitFor(() => n.states().length >= 3, 15_000, 'the promoted master to notify');
+    expect(n.states()).toEqual([
+      'READY=1\nSTATUS=Serving with 2 workers',
+      `MAINPID=${newPid}\nSTATUS=Handing over to the new master ${newPid}`,
+      `MAINPID=${newPid}\nREADY=1\nSTATUS=Serving with 2 workers (upgraded)`,
+    ]);
+    process.kill(newPid, 'SIGTERM');
+    await waitFor(() => !alive(newPid), 20_000, 'the new master to stop');
+    expect(n.states()[3]).toBe('STOPPING=1\nSTATUS=Shutting down');
+    expect(n.states()).toHaveLength(4);
+  });
+
+  it('pings WATCHDOG=1 when WATCHDOG_USEC asks for it', async () => {
+    const cwd = project();
+    const n = await receiver();
+    const a = new ArbProcess(['-b', '127.0.0.1:0', 'app.mjs'], {
+      cwd,
+      env: { NOTIFY_SOCKET: n.address, WATCHDOG_USEC: '400000' },
+    });
+    running.push(a);
+    await a.ready();
+    await waitFor(
+      () => n.messages.filter((m) => m === 'WATCHDOG=1').length >= 3,
+      10_000,
+      'watchdog pings',
+    );
+    expect(await a.stop()).toBe(0);
+  });
+
+  it('does nothing without NOTIFY_SOCKET', async () => {
+    const cwd = project();
+    const a = new ArbProcess(['-b', '127.0.0.1:0', 'app.mjs'], { cwd });
+    running.push(a);
+    await a.ready();
+    const status = await ctlJson(['status'], cwd);
+    expect(status.body.master).toMatchObject({ systemd: { notify: false, ready_sent: true } });
+    expect(a.logs.some((e) => /sd_notify/.test(String(e.msg)))).toBe(false);
+  });
+});
+
+describe('socket activation under systemd-socket-activate', () => {
+  it('adopts TCP and unix sockets, notifies, reloads and upgrades on them, never unlinks them', async () => {
+    const cwd = project();
+    const port = await freePort();
+    const unixPath = path.join(cwd, 'web.sock');
+    const n = await receiver();
+    const a = new ArbProcess(['-w', '2', 'app.mjs'], {
+      cwd,
+      env: { NOTIFY_SOCKET: n.address },
+      // systemd-socket-activate passes on only the variables named with -E
+      wrap: [
+        'systemd-socket-activate',
+        '-l',
+        `127.0.0.1:${port}`,
+        '-l',
+        unixPath,
+        '-E',
+        `NOTIFY_SOCKET=${n.address}`,
+      ],
+    });
+    running.push(a);
+    await waitFor(() => /Listening on/.test(a.stderr), 10_000, 'systemd-socket-activate to listen');
+    const tcp = { host: '127.0.0.1', port };
+    const unix = { socketPath: unixPath };
+    // the first connection starts arb
+    expect((await request(tcp)).status).toBe(200);
+    await a.ready();
+    expect((await request(unix)).status).toBe(200);
+    await waitFor(() => n.states().length >= 1, 10_000, 'READY=1');
+    expect(n.states()).toEqual(['READY=1\nSTATUS=Serving with 2 workers']);
+    const status = await ctlJson(['status'], cwd);
+    expect(status.body.master).toMatchObject({
+      pid: a.pid,
+      systemd: { socket_activated: true, notify: true, ready_sent: true },
+    });
+    expect((status.body.listeners as unknown[]).length).toBe(2);
+
+    const reload = await ctlJson(['reload'], cwd);
+    expect(reload.body).toMatchObject({ ok: true, outcome: 'completed' });
+    expect((await request(tcp)).status).toBe(200);
+    expect((await request(unix)).status).toBe(200);
+    expect(n.states()[1]).toMatch(RELOADING);
+    expect(n.states()[2]).toBe('READY=1\nSTATUS=Serving with 2 workers (reloaded)');
+
+    const up = await ctlJson(['upgrade'], cwd);
+    expect(up.body.ok).toBe(true);
+    const newPid = up.body.new_pid as number;
+    extraPids.push(newPid);
+    expect(await a.exited()).toBe(0);
+    const served = new Set<number>();
+    for (let i = 0; i < 6; i++) {
+      served.add(JSON.parse((await request(i % 2 ? unix : tcp)).body).pid);
+    }
+    const newWorkers = (
+      await waitFor(
+        async () => {
+          const r = await ctlJson(['status'], cwd);
+          return (r.body.master as { pid?: number } | undefined)?.pid === newPid ? r : undefined;
+        },
+        20_000,
+        'the promoted master',
+      )
+    ).body.workers as { pid: number }[];
+    for (const pid of served) expect(newWorkers.map((w) => w.pid)).toContain(pid);
+    await waitFor(() => n.states().length >= 5, 10_000, 'MAINPID notifications');
+    expect(n.states().slice(3)).toEqual([
+      `MAINPID=${newPid}\nSTATUS=Handing over to the new master ${newPid}`,
+      `MAINPID=${newPid}\nREADY=1\nSTATUS=Serving with 2 workers (upgraded)`,
+    ]);
+    process.kill(newPid, 'SIGTERM');
+    await waitFor(() => !alive(newPid), 20_000, 'the new master to stop');
+    // systemd's sockets are systemd's: never unlinked by arb
+    expect(fs.statSync(unixPath).isSocket()).toBe(true);
+    expect(n.states().at(-1)).toBe('STOPPING=1\nSTATUS=Shutting down');
+  });
+});

@@ -1,0 +1,376 @@
+// USR2 upgrade under load, through the real `arb` binary: the manual dance (USR2, WINCH,
+// TERM) with the pidfiles checked at each step, and the one-step `arb upgrade`.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ArbProcess, alive, BIN, request, type Target, tempDir, waitFor } from './harness.js';
+import { LoadLoop, writeApp } from './load.js';
+
+const running: ArbProcess[] = [];
+const loops: LoadLoop[] = [];
+const dirs: string[] = [];
+/** New masters started by an upgrade (not children of the test): stopped after each test. */
+const masters = new Set<number>();
+
+afterEach(async () => {
+  for (const l of loops.splice(0)) await l.stop();
+  for (const pid of masters) {
+    if (isAlive(pid)) process.kill(pid, 'SIGTERM');
+    await waitFor(() => !isAlive(pid), 20_000, `master ${pid} to stop`).catch(() => {
+      if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    });
+  }
+  masters.clear();
+  for (const a of running.splice(0)) await a.stop().catch(() => {});
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** Alive and not a zombie (a promoted master's old parent may be reaped late). */
+function isAlive(pid: number): boolean {
+  if (!alive(pid)) return false;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function readPid(file: string): number | undefined {
+  try {
+    const t = fs.readFileSync(file, 'utf8').trim();
+    return /^\d+$/.test(t) ? Number(t) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The children of `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  try {
+    return fs
+      .readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function start() {
+  const dir = tempDir();
+  dirs.push(dir);
+  writeApp(dir, 'v1');
+  const sock = path.join(dir, 's.sock');
+  const pidfile = path.join(dir, 'arb.pid');
+  const arb = new ArbProcess(
+    [
+      '-w',
+      '2',
+      '-b',
+      '127.0.0.1:0',
+      '-b',
+      `unix:${sock}`,
+      '-p',
+      pidfile,
+      '--graceful-timeout',
+      '10',
+      'app.mjs',
+    ],
+    { cwd: dir },
+  );
+  running.push(arb);
+  const tcp = await arb.tcpTarget();
+  const targets: Target[] = [tcp, { socketPath: sock }];
+  const load = new LoadLoop(targets, { fresh: 3, keepAlive: 2 });
+  loops.push(load);
+  await load.progress(20);
+  return { dir, sock, pidfile, arb, load };
+}
+
+function runUpgrade(
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, 'upgrade', ...args], {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Stops the promoted master and checks that nothing of either generation survives. */
+async function stopAll(arb: ArbProcess, load: LoadLoop, newPid: number) {
+  await load.stop();
+  for (const a of load.answers) arb.pids.add(a.pid);
+  process.kill(newPid, 'SIGTERM');
+  await waitFor(() => !isAlive(newPid), 30_000, `new master ${newPid} to stop`);
+  masters.delete(newPid);
+  await arb.stop(); // checks every pid seen (both masters' logs, responses) is gone
+}
+
+describe('USR2 upgrade under load', () => {
+  it('the manual dance: USR2, WINCH, TERM; pidfiles right at every step, promotion, same socket inode, no failed request', async () => {
+    const { dir, sock, pidfile, arb, load } = await start();
+    const oldPid = arb.pid;
+    const inode = fs.statSync(sock).ino;
+    expect(readPid(pidfile)).toBe(oldPid);
+    expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
+
+    writeApp(dir, 'v2');
+    process.kill(oldPid, 'SIGUSR2');
+    const newPid = await waitFor(
+      () => {
+        const p = readPid(`${pidfile}.2`);
+        return p !== undefined && p !== oldPid ? p : undefined;
+      },
+      60_000,
+      `${pidfile}.2 (${arb.stderr.slice(-1500)})`,
+    );
+    masters.add(newPid);
+    // .2 appears once the new master serves; the old one still owns the plain pidfile
+    expect(childrenOf(oldPid)).toContain(newPid);
+    expect(readPid(pidfile)).toBe(oldPid);
+    const both = Date.now();
+    await waitFor(
+      async () => {
+        await load.progress(10);
+        const v = load.versionsSince(both);
+        return v.has('v1') && v.has('v2');
+      },
+      30_000,
+      'both generations to answer',
+    );
+
+    process.kill(oldPid, 'SIGWINCH');
+    // the old master's workers drain and exit; it keeps only the new master as a child
+    await waitFor(
+      () => childrenOf(oldPid).every((c) => c === newPid),
+      30_000,
+      'the old workers to go',
+    );
+    expect(isAlive(oldPid)).toBe(true);
+    expect(readPid(pidfile)).toBe(oldPid);
+    expect(readPid(`${pidfile}.2`)).toBe(newPid);
+    const onlyNew = Date.now();
+    await load.progress(30);
+    expect(load.versionsSince(onlyNew)).toEqual(new Set(['v2']));
+
+    process.kill(oldPid, 'SIGTERM');
+    expect(await arb.exited()).toBe(0);
+    await waitFor(
+      () => readPid(pidfile) === newPid && !fs.existsSync(`${pidfile}.2`),
+      10_000,
+      'promotion (pidfile renamed)',
+    );
+    await arb.log(
+      (e) => e.pid === newPid && e.msg === 'Master has been promoted.',
+      'the promotion line',
+    );
+    expect(fs.statSync(sock).ino).toBe(inode); // the old master did not unlink it
+    const afterTerm = Date.now();
+    await load.progress(30);
+    expect(load.versionsSince(afterTerm)).toEqual(new Set(['v2']));
+    await load.stop();
+    expect(load.failures).toEqual([]);
+    await stopAll(arb, load, newPid);
+    expect(fs.existsSync(pidfile)).toBe(false);
+    expect(fs.existsSync(sock)).toBe(false); // the promoted master owns the file now
+  }, 240_000);
+
+  it('one step: `arb upgrade --pid FILE` upgrades and reports success', async () => {
+    const { dir, sock, pidfile, arb, load } = await start();
+    const oldPid = arb.pid;
+    const inode = fs.statSync(sock).ino;
+    writeApp(dir, 'v2');
+    const result = await runUpgrade(['--pid', pidfile, '--timeout', '60'], dir);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const newPid = readPid(pidfile)!;
+    masters.add(newPid);
+    expect(newPid).not.toBe(oldPid);
+    expect(result.stdout).toContain(`master ${newPid} promoted`);
+    expect(isAlive(newPid)).toBe(true);
+    expect(await arb.exited()).toBe(0);
+    expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
+    expect(fs.statSync(sock).ino).toBe(inode);
+    const after = Date.now();
+    await load.progress(40);
+    expect(load.versionsSince(after)).toEqual(new Set(['v2']));
+    await load.stop();
+    expect(load.failures).toEqual([]);
+    await stopAll(arb, load, newPid);
+  }, 240_000);
+
+  it('one step with a broken release: exit 1, the old master keeps serving, the new one is gone', async () => {
+    const { dir, pidfile, arb, load } = await start();
+    const oldPid = arb.pid;
+    writeApp(dir, 'broken');
+    const result = await runUpgrade(['--pid', pidfile, '--timeout', '30'], dir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/keeps serving/);
+    expect(isAlive(oldPid)).toBe(true);
+    expect(readPid(pidfile)).toBe(oldPid);
+    expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
+    // the old master saw its new master exit, so USR2 works again
+    await arb.log(
+      (e) => e.pid === oldPid && typeof e.msg === 'string' && /^New master .* exited/.test(e.msg),
+      'the old master reaping the new one',
+    );
+    await waitFor(() => childrenOf(oldPid).length === 2, 20_000, 'only the two workers left');
+    const after = Date.now();
+    await load.progress(40);
+    expect(load.versionsSince(after)).toEqual(new Set(['v1']));
+    await load.stop();
+    expect(load.failures).toEqual([]);
+    for (const a of load.answers) arb.pids.add(a.pid);
+    expect(await arb.stop()).toBe(0);
+  }, 180_000);
+
+  it('USR2 is refused while a new master exists, and in the unpromoted new master; rollback (WINCH, HUP old, TERM new)', async () => {
+    const { pidfile, arb, load } = await start();
+    const oldPid = arb.pid;
+    process.kill(oldPid, 'SIGUSR2');
+    const newPid = await waitFor(() => readPid(`${pidfile}.2`), 60_000, `${pidfile}.2`);
+    masters.add(newPid);
+    process.kill(oldPid, 'SIGUSR2');
+    await arb.log(
+      (e) => e.pid === oldPid && e.msg === 'USR2 signal ignored. Child exists.',
+      'refusal in the old master',
+    );
+    process.kill(newPid, 'SIGUSR2');
+    await arb.log(
+      (e) => e.pid === newPid && e.msg === 'USR2 signal ignored. Parent exists.',
+      'refusal in the new master',
+    );
+    expect(childrenOf(oldPid).filter((c) => c !== newPid)).toHaveLength(2);
+    // the dance goes as far as WINCH ...
+    process.kill(oldPid, 'SIGWINCH');
+    await waitFor(() => childrenOf(oldPid).every((c) => c === newPid), 30_000, 'old workers gone');
+    // ... then the rollback as documented: HUP the old master, TERM the new one
+    process.kill(oldPid, 'SIGHUP');
+    await arb.log(
+      (e) => e.pid === oldPid && e.msg === 'Reload complete',
+      'the old master reloaded',
+    );
+    expect(childrenOf(oldPid).filter((c) => c !== newPid)).toHaveLength(2);
+    process.kill(newPid, 'SIGTERM');
+    await waitFor(() => !isAlive(newPid), 30_000, 'the new master to stop');
+    masters.delete(newPid);
+    expect(readPid(pidfile)).toBe(oldPid);
+    expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
+    await load.progress(30);
+    await load.stop();
+    expect(load.failures).toEqual([]);
+    for (const a of load.answers) arb.pids.add(a.pid);
+    expect(await arb.stop()).toBe(0);
+  }, 180_000);
+
+  it.skipIf(!fs.existsSync('/usr/bin/systemd-socket-activate'))(
+    'under systemd socket activation: the new master gets LISTEN_FDS with its own LISTEN_PID',
+    async () => {
+      const dir = tempDir();
+      dirs.push(dir);
+      writeApp(dir, 'v1');
+      const sock = path.join(dir, 'sd.sock');
+      const pidfile = path.join(dir, 'arb.pid');
+      const port = await freePort();
+      const { ARB_CMD_ARGS: _a, PORT: _p, WEB_CONCURRENCY: _w, ...env } = process.env;
+      const child = spawn(
+        '/usr/bin/systemd-socket-activate',
+        [
+          `--listen=127.0.0.1:${port}`,
+          `--listen=${sock}`,
+          '--fdname=web:admin',
+          process.execPath,
+          BIN,
+          '-w',
+          '2',
+          '-p',
+          pidfile,
+          '--graceful-timeout',
+          '10',
+          'app.mjs',
+        ],
+        { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      const logs: Record<string, unknown>[] = [];
+      let buf = '';
+      child.stderr!.setEncoding('utf8');
+      child.stderr!.on('data', (d: string) => {
+        buf += d;
+        for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
+          try {
+            logs.push(JSON.parse(buf.slice(0, i)));
+          } catch {
+            // not a log line
+          }
+          buf = buf.slice(i + 1);
+        }
+      });
+      const exited = new Promise((r) => child.once('exit', r));
+      try {
+        const tcp = { host: '127.0.0.1', port };
+        // the first connection makes systemd-socket-activate start arb
+        await waitFor(async () => (await request(tcp)).status === 200, 30_000, 'first request');
+        const oldPid = await waitFor(() => readPid(pidfile), 10_000, 'the pidfile');
+        const inode = fs.statSync(sock).ino;
+        const load = new LoadLoop([tcp, { socketPath: sock }], { fresh: 2, keepAlive: 2 });
+        loops.push(load);
+        await load.progress(20);
+        writeApp(dir, 'v2');
+        const result = await runUpgrade(['--pid', pidfile, '--timeout', '60'], dir);
+        expect(result.stderr).toBe('');
+        expect(result.code).toBe(0);
+        const newPid = readPid(pidfile)!;
+        masters.add(newPid);
+        expect(newPid).not.toBe(oldPid);
+        // it adopted systemd's two sockets (with LISTEN_PID = its pid; else it would have
+        // bound the default 127.0.0.1:8000), by their names
+        const listening = logs.find((e) => e.pid === newPid && Array.isArray(e.listeners));
+        expect(listening?.listeners).toEqual([`127.0.0.1:${port}`, `unix:${sock}`]);
+        await exited;
+        const after = Date.now();
+        await load.progress(40);
+        expect(load.versionsSince(after)).toEqual(new Set(['v2']));
+        expect(fs.statSync(sock).ino).toBe(inode);
+        await load.stop();
+        expect(load.failures).toEqual([]);
+        const pids = new Set(load.answers.map((a) => a.pid));
+        process.kill(newPid, 'SIGTERM');
+        await waitFor(() => !isAlive(newPid), 30_000, 'the new master to stop');
+        masters.delete(newPid);
+        await waitFor(() => [...pids].every((p) => !isAlive(p)), 10_000, 'no worker left');
+        expect(fs.existsSync(sock)).toBe(true); // systemd's file: never unlinked by arb
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+    },
+    180_000,
+  );
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,307 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseAddress } from '@arb/sock';
+import client from 'prom-client';
+import type { Logger } from './logger.js';
+import { LATENCY_BUCKETS, type StatsMessage } from './request-stats.js';
+
+/** Why a worker exited, as counted in `arb_worker_exits_total{reason}`. */
+export type ExitReason =
+  | 'crash'
+  | 'timeout'
+  | 'max_requests'
+  | 'reload'
+  | 'scale_down'
+  | 'shutdown'
+  | 'boot_failure';
+
+/** One companion as the manager reports it (its `status` entries). */
+export interface CompanionSummary {
+  name: string;
+  state: string;
+  pid: number | null;
+  restarts?: number;
+  [key: string]: unknown;
+}
+
+/** What the metrics read from the master at scrape time. */
+export interface MetricsView {
+  workersDesired(): number;
+  /** Live workers by state (`booting`, `ready`, `retiring`, ...). */
+  workersByState(): Record<string, number>;
+  /** The companions, or null when there are none (or the manager does not answer). */
+  companions(): Promise<CompanionSummary[] | null>;
+}
+
+/** The companion states a `arb_companion_state` series exists for. */
+const COMPANION_STATES = ['STOPPED', 'STARTING', 'RUNNING', 'BACKOFF', 'STOPPING', 'FATAL'];
+
+/**
+ * The master's Prometheus metrics (prom-client, a registry of its own). Request counts
+ * and the latency histogram are added up from the workers' batched stats messages; the
+ * histogram is a prom-client metric object fed with bucket counts, since prom-client's
+ * own Histogram only takes single observations.
+ */
+export class ArbMetrics {
+  readonly registry = new client.Registry();
+  readonly spawns: client.Counter;
+  readonly exits: client.Counter<'reason'>;
+  readonly reloads: client.Counter<'outcome'>;
+  readonly upgrades: client.Counter<'outcome'>;
+  readonly requests: client.Counter<'code'>;
+  private readonly buckets = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
+  private latencySum = 0;
+  private requestsStarted = 0;
+
+  constructor(view: MetricsView, options: { companions?: boolean } = {}) {
+    const registers = [this.registry];
+    new client.Gauge({
+      name: 'arb_workers_desired',
+      help: 'Number of workers the master keeps',
+      registers,
+      collect() {
+        this.set(view.workersDesired());
+      },
+    });
+    new client.Gauge({
+      name: 'arb_workers',
+      help: 'Worker processes by state (booting and ready ones are alive and counted)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const byState = view.workersByState();
+        for (const state of ['booting', 'ready', 'retiring', 'aborting', 'killed']) {
+          this.set({ state }, byState[state] ?? 0);
+        }
+      },
+    });
+    new client.Gauge({
+      name: 'arb_workers_alive',
+      help: 'Live workers (booting or ready)',
+      registers,
+      collect() {
+        const byState = view.workersByState();
+        this.set((byState.booting ?? 0) + (byState.ready ?? 0));
+      },
+    });
+    this.spawns = new client.Counter({
+      name: 'arb_worker_spawns_total',
+      help: 'Workers spawned',
+      registers,
+    });
+    this.exits = new client.Counter({
+      name: 'arb_worker_exits_total',
+      help: 'Worker exits by reason (crash, timeout, max_requests, reload, scale_down, shutdown, boot_failure)',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of ['crash', 'timeout', 'max_requests', 'reload'])
+      this.exits.inc({ reason }, 0);
+    this.reloads = new client.Counter({
+      name: 'arb_reloads_total',
+      help: 'Reloads (HUP) by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.reloads.inc({ outcome: 'ok' }, 0);
+    this.reloads.inc({ outcome: 'failed' }, 0);
+    this.upgrades = new client.Counter({
+      name: 'arb_upgrades_total',
+      help: 'Upgrades (re-exec of the master) by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    const self = this;
+    new client.Counter({
+      name: 'arb_http_requests_started_total',
+      help: 'Requests the workers started to serve (counted in batches, about once a second)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.requestsStarted);
+      },
+    });
+    this.requests = new client.Counter({
+      name: 'arb_http_requests_total',
+      help: 'Responses the workers finished, by status class',
+      labelNames: ['code'],
+      registers,
+    });
+    this.registry.registerMetric(this.latencyMetric() as unknown as client.Metric);
+    this.beforeScrape = options.companions ? this.companionMetrics(view) : async () => {};
+  }
+
+  /** Runs before each scrape (the companions are read then). */
+  private readonly beforeScrape: () => Promise<void>;
+
+  /**
+   * The master's own process metrics (`arb_master_process_*`, `arb_master_nodejs_*`): only
+   * with a metrics endpoint, since they keep an event-loop delay monitor running.
+   */
+  collectProcessMetrics(): void {
+    client.collectDefaultMetrics({
+      register: this.registry,
+      prefix: 'arb_master_',
+      eventLoopMonitoringPrecision: 100,
+    });
+  }
+
+  /** Companion states and restarts, read from the manager once per scrape. */
+  private companionMetrics(view: MetricsView): () => Promise<void> {
+    const registers = [this.registry];
+    const companionState = new client.Gauge({
+      name: 'arb_companion_state',
+      help: 'Companion states (1 for the current state of each companion)',
+      labelNames: ['name', 'state'],
+      registers,
+    });
+    const companionRestarts = new client.Gauge({
+      name: 'arb_companion_restarts',
+      help: 'Restarts of each companion since the manager started',
+      labelNames: ['name'],
+      registers,
+    });
+    const companionUp = new client.Gauge({
+      name: 'arb_companions_up',
+      help: '1 when the companion manager answered this scrape, 0 when it did not, absent without companions',
+      registers,
+    });
+    return async () => {
+      companionState.reset();
+      companionRestarts.reset();
+      companionUp.reset();
+      let list: CompanionSummary[] | null;
+      try {
+        list = await view.companions();
+      } catch {
+        companionUp.set(0);
+        return;
+      }
+      if (list === null) return;
+      companionUp.set(1);
+      for (const c of list) {
+        for (const state of COMPANION_STATES) {
+          companionState.set({ name: c.name, state }, c.state === state ? 1 : 0);
+        }
+        companionRestarts.set({ name: c.name }, Number(c.restarts ?? 0));
+      }
+    };
+  }
+
+  /** Adds one worker's batch. */
+  addStats(m: StatsMessage): void {
+    this.requestsStarted += m.requests;
+    for (const [code, n] of Object.entries(m.codes)) {
+      if (/^\dxx$/.test(code) && Number.isFinite(n)) this.requests.inc({ code }, n);
+    }
+    for (let i = 0; i < this.buckets.length; i++) this.buckets[i]! += m.buckets[i] ?? 0;
+    if (Number.isFinite(m.sum)) this.latencySum += m.sum;
+  }
+
+  /** The text exposition. */
+  async render(): Promise<string> {
+    await this.beforeScrape();
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** A histogram in prom-client's metric shape (what `Histogram.get()` returns). */
+  private latencyMetric() {
+    const name = 'arb_http_request_duration_seconds';
+    const help = 'Request latency in the workers, from the request to the end of the response';
+    return {
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      get: () => {
+        const values: {
+          labels: Record<string, string | number>;
+          value: number;
+          metricName: string;
+        }[] = [];
+        let cumulative = 0;
+        for (let i = 0; i < this.buckets.length; i++) {
+          cumulative += this.buckets[i]!;
+          values.push({
+            labels: { le: i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i]! : '+Inf' },
+            value: cumulative,
+            metricName: `${name}_bucket`,
+          });
+        }
+        values.push({ labels: {}, value: this.latencySum, metricName: `${name}_sum` });
+        values.push({ labels: {}, value: cumulative, metricName: `${name}_count` });
+        return { name, help, type: 'histogram', values, aggregator: 'sum' };
+      },
+    };
+  }
+}
+
+/**
+ * The `/metrics` HTTP server of the master (`--metrics-bind`): TCP `host:port` (port 0
+ * picks one) or `unix:PATH`. Any path answers the metrics; only GET/HEAD.
+ */
+export class MetricsServer {
+  private server: http.Server | undefined;
+  /** `http://host:port` or `unix:/path` once listening. */
+  url: string | undefined;
+
+  constructor(
+    private readonly bind: string,
+    private readonly metrics: ArbMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  async listen(): Promise<void> {
+    const address = parseAddress(this.bind);
+    const server = http.createServer((req, res) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+        return;
+      }
+      this.metrics.render().then(
+        (text) => {
+          res.writeHead(200, { 'Content-Type': this.metrics.contentType });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        },
+        (err: Error) => {
+          this.log.error({ err }, 'Cannot render the metrics');
+          res.writeHead(500).end();
+        },
+      );
+    });
+    server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      const done = () => {
+        server.off('error', reject);
+        resolve();
+      };
+      if (address.kind === 'tcp') server.listen({ host: address.host, port: address.port }, done);
+      else if (address.kind === 'unix') server.listen(address.path, done);
+      else reject(new Error(`metrics cannot be served on ${this.bind}`));
+    });
+    server.on('error', (err) => this.log.error({ err }, 'metrics server error'));
+    this.server = server;
+    const a = server.address();
+    if (typeof a === 'string') this.url = `unix:${a}`;
+    else {
+      const { address: host, port } = a as AddressInfo;
+      this.url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    }
+    this.log.info({ metrics: this.url }, `Metrics at ${this.url}/metrics`);
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    server.closeAllConnections();
+    // libuv removes a unix socket file it bound when the server closes
+    await new Promise((r) => server.close(r));
+  }
+}
