@@ -80,6 +80,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '30',
   },
   {
+    flags: '--boot-timeout <s>',
+    key: 'bootTimeout',
+    parse: secs,
+    description:
+      'time a new generation (reload) or a new master (upgrade) has to be ready before it is rolled back',
+    defaultText: 'max(timeout, 30)',
+  },
+  {
     flags: '--keep-alive <s>',
     key: 'keepAlive',
     parse: secs,
@@ -220,7 +228,8 @@ export function buildProgram(version: string): Command {
     .description(
       'A pre-fork process manager for Node.js: a master that owns the sockets, N workers ' +
         'that serve the app, companions next to them.\n\n' +
-        '<app> is path/to/module[:export]. Also: arb companion --help, arb ctl --help',
+        '<app> is path/to/module[:export]. Also: arb companion --help, arb ctl --help,\n' +
+        'arb upgrade --help',
     )
     .argument('[app]', 'the app module, path/to/module[:export]')
     .version(version, '-v, --version', 'print the version')

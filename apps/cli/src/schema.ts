@@ -51,6 +51,7 @@ export const configSchema = z.strictObject({
   workers: count(1).optional(),
   timeout: seconds.optional(),
   gracefulTimeout: seconds.optional(),
+  bootTimeout: seconds.optional(),
   keepAlive: seconds.optional(),
   backlog: count(1).optional(),
   maxRequests: count(0).optional(),

@@ -142,6 +142,56 @@ export default {
     expect(fs.existsSync(path.join(cwd, 'c.sock'))).toBe(false);
   });
 
+  it('HUP re-imports the config: the manager restarts only when the companions changed', async () => {
+    const config = (names: string[], workers = 1) =>
+      JSON.stringify({
+        app: './app.mjs',
+        bind: '127.0.0.1:0',
+        workers,
+        companions: {
+          socket: './c.sock',
+          defaults: { startSecs: 0.2, stopTimeout: 2 },
+          workers: names.map((name) => ({ name, command: ['sleep', '300'] })),
+        },
+      });
+    const cwd = project({ 'app.mjs': app, 'arb.config.json': config(['one']) });
+    const socket = path.join(cwd, 'c.sock');
+    const a = new ArbProcess([], { cwd });
+    running.push(a);
+    await a.ready();
+    const status = (n: number) =>
+      waitFor(() => {
+        const r = arbSync(['companion', 'status', '--json', '--socket', socket], cwd);
+        const body = r.code === 0 ? JSON.parse(r.stdout) : undefined;
+        const all = body?.companions;
+        return all?.length === n && all.every((c: { state: string }) => c.state === 'RUNNING') ? body : undefined;
+      }, 20_000, `${n} companions RUNNING`);
+    const first = await status(1);
+    const track = (body: { manager: { pid: number }; companions: { pid: number }[] }) => {
+      a.pids.add(body.manager.pid);
+      for (const c of body.companions) a.pids.add(c.pid);
+    };
+    track(first);
+
+    // Only the worker count changes: same companions, same manager.
+    fs.writeFileSync(path.join(cwd, 'arb.config.json'), config(['one'], 2));
+    process.kill(a.pid, 'SIGHUP');
+    await a.log((e) => e.msg === 'Reload complete', 'the first reload');
+    const same = await status(1);
+    expect(same.manager.pid).toBe(first.manager.pid);
+    expect(same.companions[0].pid).toBe(first.companions[0].pid);
+
+    // A companion is added: the manager is restarted with the new set.
+    fs.writeFileSync(path.join(cwd, 'arb.config.json'), config(['one', 'two'], 2));
+    process.kill(a.pid, 'SIGHUP');
+    const changed = await status(2);
+    track(changed);
+    expect(changed.companions.map((c: { name: string }) => c.name)).toEqual(['one', 'two']);
+    expect(changed.manager.pid).not.toBe(first.manager.pid);
+    expect(alive(first.companions[0].pid)).toBe(false); // never two copies of 'one'
+    expect(await a.stop()).toBe(0);
+  });
+
   it('--check-config loads the app: exit 0, or 1 naming the problem', () => {
     const cwd = project({
       'app.mjs': app,

@@ -23,7 +23,9 @@ export interface LoadOptions {
  * Runs until `stop()`. A keep-alive request that fails on a *reused* connection before any
  * byte of response is retried once, as HTTP clients do (Node's docs, RFC 9112 §9.3.1: the
  * server may close an idle connection at any time); those are counted in `retried` and are
- * not failures. Everything else that is not a 200 is a failure.
+ * not failures, but arb's drain serves a request that arrives on an idle connection, so the
+ * reload and upgrade tests also expect `retried` to stay 0. Everything else that is not a
+ * 200 is a failure.
  */
 export class LoadLoop {
   readonly answers: Answer[] = [];

@@ -78,6 +78,7 @@ describe('HUP reload under load', () => {
     expect(arb.child.exitCode).toBeNull();
     await load.stop();
     expect(load.failures).toEqual([]);
+    expect(load.retried).toBe(0); // not even a reset a client would have to retry
     expect(load.count).toBeGreaterThan(100);
     await finish(arb, load);
   }, 240_000);
@@ -106,6 +107,7 @@ describe('HUP reload under load', () => {
     expect(load.versionsSince(after)).toEqual(new Set(['v2']));
     await load.stop();
     expect(load.failures).toEqual([]);
+    expect(load.retried).toBe(0); // not even a reset a client would have to retry
     await finish(arb, load);
   }, 180_000);
 
@@ -171,6 +173,7 @@ describe('HUP reload under load', () => {
     expect(pids.size).toBe(3);
     await load.stop();
     expect(load.failures).toEqual([]);
+    expect(load.retried).toBe(0); // not even a reset a client would have to retry
     await finish(arb, load);
   }, 240_000);
 
@@ -211,6 +214,7 @@ describe('HUP reload under load', () => {
     expect(load.versionsSince(since)).toEqual(new Set(['v1']));
     await load.stop();
     expect(load.failures).toEqual([]);
+    expect(load.retried).toBe(0); // not even a reset a client would have to retry
     await finish(arb, load);
     expect(fs.existsSync(b)).toBe(false);
   }, 180_000);

@@ -255,7 +255,20 @@ describe('command line', () => {
 
   it('maps every flag to its key', async () => {
     const { config, action } = await resolve([
-      ...['-b', ':9000', '-w', '3', '-t', '0', '--graceful-timeout', '2.5', '--keep-alive', '1'],
+      ...[
+        '-b',
+        ':9000',
+        '-w',
+        '3',
+        '-t',
+        '0',
+        '--graceful-timeout',
+        '2.5',
+        '--boot-timeout',
+        '12',
+        '--keep-alive',
+        '1',
+      ],
       ...[
         '--backlog',
         '64',
@@ -304,6 +317,7 @@ describe('command line', () => {
       workers: 3,
       timeout: 0,
       gracefulTimeout: 2.5,
+      bootTimeout: 12,
       keepAlive: 1,
       backlog: 64,
       maxRequests: 100,

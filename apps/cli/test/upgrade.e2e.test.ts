@@ -187,6 +187,7 @@ describe('USR2 upgrade under load', () => {
     expect(load.versionsSince(afterTerm)).toEqual(new Set(['v2']));
     await load.stop();
     expect(load.failures).toEqual([]);
+    expect(load.retried).toBe(0); // not even a reset a client would have to retry
     await stopAll(arb, load, newPid);
     expect(fs.existsSync(pidfile)).toBe(false);
     expect(fs.existsSync(sock)).toBe(false); // the promoted master owns the file now
@@ -213,6 +214,7 @@ describe('USR2 upgrade under load', () => {
     expect(load.versionsSince(after)).toEqual(new Set(['v2']));
     await load.stop();
     expect(load.failures).toEqual([]);
+    expect(load.retried).toBe(0); // not even a reset a client would have to retry
     await stopAll(arb, load, newPid);
   }, 240_000);
 
@@ -237,6 +239,7 @@ describe('USR2 upgrade under load', () => {
     expect(load.versionsSince(after)).toEqual(new Set(['v1']));
     await load.stop();
     expect(load.failures).toEqual([]);
+    expect(load.retried).toBe(0); // not even a reset a client would have to retry
     for (const a of load.answers) arb.pids.add(a.pid);
     expect(await arb.stop()).toBe(0);
   }, 180_000);
@@ -276,6 +279,7 @@ describe('USR2 upgrade under load', () => {
     await load.progress(30);
     await load.stop();
     expect(load.failures).toEqual([]);
+    expect(load.retried).toBe(0); // not even a reset a client would have to retry
     for (const a of load.answers) arb.pids.add(a.pid);
     expect(await arb.stop()).toBe(0);
   }, 180_000);
@@ -350,6 +354,7 @@ describe('USR2 upgrade under load', () => {
         expect(fs.statSync(sock).ino).toBe(inode);
         await load.stop();
         expect(load.failures).toEqual([]);
+        expect(load.retried).toBe(0); // not even a reset a client would have to retry
         const pids = new Set(load.answers.map((a) => a.pid));
         process.kill(newPid, 'SIGTERM');
         await waitFor(() => !isAlive(newPid), 30_000, 'the new master to stop');

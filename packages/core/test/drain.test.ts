@@ -2,7 +2,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConnectionTracker } from '../src/worker/drain.js';
+import { ConnectionTracker, DRAIN_IDLE_GRACE_MS } from '../src/worker/drain.js';
 import { waitFor } from './helpers.js';
 
 let server: http.Server;
@@ -50,7 +50,7 @@ describe('ConnectionTracker.drain', () => {
     expect(server.listening).toBe(false);
   });
 
-  it('lets an in-flight request finish, closes an idle keep-alive connection at once', async () => {
+  it('lets an in-flight request finish; a silent idle keep-alive connection closes after the grace', async () => {
     const { tracker, port } = await start((req, res) => {
       if (req.url === '/slow') setTimeout(() => res.end('slow done'), 300);
       else res.end('fast');
@@ -61,12 +61,51 @@ describe('ConnectionTracker.drain', () => {
     const busy = rawClient(port);
     busy.socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
     await waitFor(() => tracker.inFlight === 1);
+    const started = Date.now();
     const drained = tracker.drain([server], 5000);
-    await idle.closed; // closed without waiting for the slow one
-    expect(busy.data()).toBe('');
+    await idle.closed;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(DRAIN_IDLE_GRACE_MS - 50);
+    expect(Date.now() - started).toBeLessThan(DRAIN_IDLE_GRACE_MS + 2000);
     expect(await drained).toBe(true);
     expect(busy.data()).toContain('slow done');
     expect(busy.data()).toMatch(/connection: close/i);
+  });
+
+  it('serves a request sent on an idle keep-alive connection during the drain, then closes it', async () => {
+    // The race a reload must not lose: the client reuses its kept-alive connection just as
+    // the worker starts draining.
+    const { tracker, port } = await start((req, res) => res.end(`answer ${req.url}`));
+    const c = rawClient(port);
+    c.socket.write('GET /first HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => c.data().includes('answer /first'));
+    expect(c.data()).toMatch(/keep-alive/i);
+    const drained = tracker.drain([server], 5000);
+    c.socket.write('GET /second HTTP/1.1\r\nHost: x\r\n\r\n');
+    await c.closed;
+    expect(await drained).toBe(true);
+    const second = c.data().slice(c.data().indexOf('answer /first') + 1);
+    expect(second).toMatch(/HTTP\/1.1 200[\s\S]*connection: close[\s\S]*answer \/second/i);
+  });
+
+  it('a response already sent with keep-alive when the drain began still gets the grace', async () => {
+    let finish: (() => void) | undefined;
+    const { tracker, port } = await start((req, res) => {
+      if (req.url === '/stream') {
+        res.writeHead(200, { 'content-length': '4' }); // headers out: keep-alive
+        res.write('ab');
+        finish = () => res.end('cd');
+      } else res.end(`answer ${req.url}`);
+    });
+    const c = rawClient(port);
+    c.socket.write('GET /stream HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => finish !== undefined && c.data().includes('ab'));
+    const drained = tracker.drain([server], 5000);
+    finish!();
+    await waitFor(() => c.data().includes('abcd'));
+    c.socket.write('GET /again HTTP/1.1\r\nHost: x\r\n\r\n');
+    await c.closed;
+    expect(await drained).toBe(true);
+    expect(c.data()).toMatch(/answer \/again$/);
   });
 
   it('cuts what is left after the timeout and says so', async () => {

@@ -10,17 +10,21 @@ interface Conn {
   timer?: NodeJS.Timeout;
 }
 
-/** A fresh connection that has not sent its first request this long after a drain began is closed. */
-export const FRESH_CONNECTION_GRACE_MS = 1000;
+/**
+ * During a drain, a connection with no request in progress (fresh, or idle between
+ * keep-alive requests) is closed after this long unless a request arrives, which is then
+ * served with `Connection: close`. Closing an idle keep-alive connection at once would race
+ * a client that is sending its next request on it right then: it would see a reset.
+ */
+export const DRAIN_IDLE_GRACE_MS = 1000;
 
 /**
  * Tracks the connections of the worker's servers so that a drain loses no request:
  * http's own `server.close()` (Node ≥ 19) also closes every connection without a request
  * in progress — including one just accepted whose request is still in flight, which the
- * client would see as a reset. Here, draining stops accepting, closes keep-alive
- * connections that are idle *after* a response, lets a fresh connection send its first
- * request (served with `Connection: close`), and ends each busy connection once its
- * response is done.
+ * client would see as a reset. Here, draining stops accepting, gives every connection with
+ * no request in progress a short grace to send one (served with `Connection: close`), and
+ * ends each busy connection once its response is done.
  */
 export class ConnectionTracker {
   private readonly conns = new Map<net.Socket, Conn>();
@@ -33,7 +37,7 @@ export class ConnectionTracker {
     server.on(event, (socket: net.Socket) => {
       const conn: Conn = { active: new Set(), served: 0 };
       this.conns.set(socket, conn);
-      if (this.draining) this.armFreshTimer(socket, conn);
+      if (this.draining) this.armIdleTimer(socket, conn);
       socket.once('close', () => {
         if (conn.timer) clearTimeout(conn.timer);
         this.conns.delete(socket);
@@ -58,7 +62,11 @@ export class ConnectionTracker {
     res.once('close', () => {
       conn.active.delete(res);
       conn.served += 1;
-      if (this.draining && conn.active.size === 0) socket.destroySoon();
+      if (!this.draining || conn.active.size > 0) return;
+      // A response that went out before the drain said keep-alive: the client may send
+      // again on it, so it gets the idle grace rather than an immediate close.
+      if (String(res.getHeader('connection')).toLowerCase() === 'close') socket.destroySoon();
+      else this.armIdleTimer(socket, conn);
     });
   }
 
@@ -88,9 +96,7 @@ export class ConnectionTracker {
     }
     this.closeAfterResponses();
     for (const [socket, conn] of this.conns) {
-      if (conn.active.size > 0) continue;
-      if (conn.served > 0) socket.destroySoon();
-      else this.armFreshTimer(socket, conn);
+      if (conn.active.size === 0) this.armIdleTimer(socket, conn);
     }
     if (this.conns.size === 0) return true;
     const done = new Promise<boolean>((resolve) => {
@@ -106,11 +112,12 @@ export class ConnectionTracker {
     return clean;
   }
 
-  private armFreshTimer(socket: net.Socket, conn: Conn): void {
+  private armIdleTimer(socket: net.Socket, conn: Conn): void {
     if (conn.timer) return;
     conn.timer = setTimeout(() => {
+      conn.timer = undefined;
       if (conn.active.size === 0) socket.destroy();
-    }, FRESH_CONNECTION_GRACE_MS);
+    }, DRAIN_IDLE_GRACE_MS);
   }
 
   private checkEmpty(): void {
