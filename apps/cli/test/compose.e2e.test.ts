@@ -160,12 +160,18 @@ export default {
     running.push(a);
     await a.ready();
     const status = (n: number) =>
-      waitFor(() => {
-        const r = arbSync(['companion', 'status', '--json', '--socket', socket], cwd);
-        const body = r.code === 0 ? JSON.parse(r.stdout) : undefined;
-        const all = body?.companions;
-        return all?.length === n && all.every((c: { state: string }) => c.state === 'RUNNING') ? body : undefined;
-      }, 20_000, `${n} companions RUNNING`);
+      waitFor(
+        () => {
+          const r = arbSync(['companion', 'status', '--json', '--socket', socket], cwd);
+          const body = r.code === 0 ? JSON.parse(r.stdout) : undefined;
+          const all = body?.companions;
+          return all?.length === n && all.every((c: { state: string }) => c.state === 'RUNNING')
+            ? body
+            : undefined;
+        },
+        20_000,
+        `${n} companions RUNNING`,
+      );
     const first = await status(1);
     const track = (body: { manager: { pid: number }; companions: { pid: number }[] }) => {
       a.pids.add(body.manager.pid);

@@ -1,32 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { alive, tempDir, waitFor } from '@arb/testkit';
 import { managerEntry } from '../src/index.js';
 
-/** Poll `fn` until it returns a truthy value; throw after `timeoutMs`. */
-export async function waitFor<T>(
-  fn: () => T | Promise<T>,
-  timeoutMs = 10_000,
-  what = 'condition',
-  intervalMs = 20,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
-      );
-    }
-    await sleep(intervalMs);
-  }
-}
+export { alive, waitFor };
+/** True while a process exists and is not a zombie. */
+export const running = alive;
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -36,34 +15,13 @@ const dirs: string[] = [];
 
 /** A fresh temp dir with a short path (unix socket paths are limited to 107 bytes). */
 export function tmp(): string {
-  const d = mkdtempSync(`${tmpdir()}/arbc-`);
+  const d = tempDir('arbc-');
   dirs.push(d);
   return d;
 }
 
 export function removeTmpDirs(): void {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-
-/** True while a process exists (zombies included). */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** True while a process exists and is not a zombie. */
-export function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
 }
 
 /** Process group id from /proc. */

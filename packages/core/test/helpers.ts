@@ -5,58 +5,19 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { alive, tempDir as tempDirIn, waitFor } from '@arb/testkit';
 import pino from 'pino';
 import { vi } from 'vitest';
 import type { ArbiterDeps } from '../src/arbiter.js';
 import type { Heartbeat } from '../src/heartbeat.js';
 import type { LogSink } from '../src/logger.js';
 
+export { waitFor };
+/** The process exists and is not a zombie. */
+export const isAlive = alive;
+export const tempDir = (): string => tempDirIn('arbk-');
+
 export const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
-
-/** Polls `check` until it returns a truthy value; throws after `timeoutMs`. */
-export async function waitFor<T>(
-  check: () => T | Promise<T>,
-  {
-    timeoutMs = 10_000,
-    intervalMs = 25,
-    what = 'condition',
-  }: { timeoutMs?: number; intervalMs?: number; what?: string | (() => string) } = {},
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const name = typeof what === 'function' ? what() : what;
-      throw new Error(`timed out waiting for ${name}${last ? `: ${(last as Error).message}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
-/** The process exists and is not a zombie (an orphan's exit waits for init to reap it). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'arbk-'));
-}
 
 // ---- unit-test fakes ------------------------------------------------------------------
 

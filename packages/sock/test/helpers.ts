@@ -1,46 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { alive, exited, tempDir as tempDirIn, waitFor } from '@arb/testkit';
+
+export { alive, exited, waitFor };
+
+/** A fresh temp dir with a short path (unix socket paths are limited to 107 bytes). */
+export const tempDir = (): string => tempDirIn('arbs-');
 
 export const fixture = (name: string) =>
   fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
-
-/** A fresh temp dir with a short path (unix socket paths are limited to 107 bytes). */
-export function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'arbs-'));
-}
-
-export async function waitFor<T>(
-  fn: () => T | Promise<T>,
-  timeoutMs = 5000,
-  what = 'condition',
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Tracks every process a test starts so that cleanup can stop it and check it is gone. */
 export class Procs {
@@ -118,11 +87,4 @@ export function get(target: Target, pathName = '/'): Promise<{ status: number; b
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
   });
-}
-
-/** The exit code (or signal) of a child, whether or not it has exited already. */
-export function exited(child: ChildProcess): Promise<number | NodeJS.Signals> {
-  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
-  if (child.signalCode !== null) return Promise.resolve(child.signalCode);
-  return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
 }
