@@ -218,6 +218,94 @@ describe('USR2 upgrade under load', () => {
     await stopAll(arb, load, newPid);
   }, 240_000);
 
+  it('companions never run twice during an upgrade, and their socket survives the old master', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    writeApp(dir, 'v1');
+    const marker = `arb-upgrade-companion-${process.pid}-${Date.now()}`;
+    fs.writeFileSync(
+      path.join(dir, 'arb.config.json'),
+      JSON.stringify({
+        app: './app.mjs',
+        workers: 1,
+        bind: '127.0.0.1:0',
+        pidfile: './arb.pid',
+        companions: {
+          socket: './c.sock',
+          defaults: { startSecs: 0.2, stopTimeout: 2 },
+          workers: [
+            {
+              name: 'solo',
+              command: [process.execPath, '-e', 'setInterval(() => {}, 1000)', marker],
+            },
+          ],
+        },
+      }),
+    );
+    const socket = path.join(dir, 'c.sock');
+    const copies = () =>
+      fs.readdirSync('/proc').filter((p) => {
+        if (!/^\d+$/.test(p)) return false;
+        try {
+          return (
+            fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker) && isAlive(Number(p))
+          );
+        } catch {
+          return false;
+        }
+      });
+    const companion = async () =>
+      waitFor(
+        async () => {
+          const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
+            const c = spawn(
+              process.execPath,
+              [BIN, 'companion', 'status', '--json', '--socket', socket],
+              { stdio: ['ignore', 'pipe', 'ignore'] },
+            );
+            let out = '';
+            c.stdout.on('data', (d) => {
+              out += d;
+            });
+            c.once('exit', (code) => resolve({ code, out }));
+          });
+          const body = r.code === 0 ? JSON.parse(r.out) : undefined;
+          return body?.companions?.[0]?.state === 'RUNNING' ? body : undefined;
+        },
+        20_000,
+        'the companion RUNNING',
+      );
+    const arb = new ArbProcess([], { cwd: dir });
+    running.push(arb);
+    await arb.ready();
+    const before = await companion();
+    arb.pids.add(before.manager.pid);
+    arb.pids.add(before.companions[0].pid);
+
+    let most = 0;
+    const sampler = setInterval(() => {
+      most = Math.max(most, copies().length);
+    }, 20);
+    const result = await runUpgrade(['--pid', path.join(dir, 'arb.pid'), '--timeout', '60'], dir);
+    expect(result.code).toBe(0);
+    const newPid = readPid(path.join(dir, 'arb.pid'))!;
+    masters.add(newPid);
+    expect(await arb.exited()).toBe(0);
+    const after = await companion(); // the promoted master's manager answers on the same path
+    clearInterval(sampler);
+    most = Math.max(most, copies().length);
+    expect(most).toBe(1);
+    expect(after.manager.pid).not.toBe(before.manager.pid);
+    expect(alive(before.companions[0].pid)).toBe(false);
+    expect(fs.statSync(socket).mode & 0o777).toBe(0o600);
+
+    process.kill(newPid, 'SIGTERM');
+    await waitFor(() => !isAlive(newPid), 30_000, `new master ${newPid} to stop`);
+    masters.delete(newPid);
+    await waitFor(() => copies().length === 0, 5000, 'the companion to stop with the new master');
+    expect(fs.existsSync(socket)).toBe(false);
+  }, 120_000);
+
   it('one step with a broken release: exit 1, the old master keeps serving, the new one is gone', async () => {
     const { dir, pidfile, arb, load } = await start();
     const oldPid = arb.pid;
