@@ -51,10 +51,11 @@ export class ArbProcess {
   constructor(
     args: string[],
     /** `wrap`: a command arb runs under, which execs it in place (`systemd-socket-activate ...`). */
-    opts: { cwd?: string; env?: NodeJS.ProcessEnv; wrap?: string[] } = {},
+    /** `launcher`: run this executable (the `bin/arb` script) instead of `node dist/bin.js`. */
+    opts: { cwd?: string; env?: NodeJS.ProcessEnv; wrap?: string[]; launcher?: string } = {},
   ) {
     const { ARB_CMD_ARGS: _a, PORT: _p, WEB_CONCURRENCY: _w, ...base } = process.env;
-    const argv = [process.execPath, BIN, ...args];
+    const argv = opts.launcher ? [opts.launcher, ...args] : [process.execPath, BIN, ...args];
     if (opts.wrap) argv.unshift(...opts.wrap);
     this.child = spawn(argv[0]!, argv.slice(1), {
       cwd: opts.cwd,

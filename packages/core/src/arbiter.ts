@@ -1172,8 +1172,24 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** The worker's Node options: the configured ones, or the master's minus inspector flags. */
+/**
+ * Node options meant for the master only: the `arb` launcher runs the master with
+ * `--lite-mode --no-expose-wasm` (no optimizing compiler, no wasm: the master serves no request; it saves about
+ * 20 MB of RSS); workers serve traffic and must never inherit it.
+ */
+export const MASTER_ONLY_NODE_FLAGS = [
+  '--lite-mode',
+  '--no-expose-wasm',
+  '--max-semi-space-size',
+] as const;
+
+/** The worker's Node options: the configured ones, or the master's minus inspector and master-only flags. */
 function workerExecArgv(s: ArbiterSettings): string[] {
   if (s.workerExecArgv.length > 0) return s.workerExecArgv;
-  return process.execArgv.filter((a) => !a.startsWith('--inspect') && !a.startsWith('--debug'));
+  return process.execArgv.filter(
+    (a) =>
+      !a.startsWith('--inspect') &&
+      !a.startsWith('--debug') &&
+      !MASTER_ONLY_NODE_FLAGS.some((f) => a === f || a.startsWith(`${f}=`)),
+  );
 }

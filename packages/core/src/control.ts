@@ -8,7 +8,8 @@ import {
   encodeCtlResponse,
 } from './ctl-protocol.js';
 import type { Logger } from './logger.js';
-import { ArbMetrics, type CompanionSummary, type ExitReason, MetricsServer } from './metrics.js';
+// Types only: the metrics module (and prom-client) is loaded when --metrics-bind is set.
+import type { ArbMetrics, CompanionSummary, ExitReason, MetricsServer } from './metrics.js';
 import { Notifier } from './notify.js';
 import { isStatsMessage } from './request-stats.js';
 import type { MasterSignal } from './signals.js';
@@ -86,7 +87,8 @@ interface ReloadWaiter {
  */
 export class ArbiterControl {
   readonly notifier: Notifier;
-  readonly metrics: ArbMetrics;
+  /** Present only when metrics are served (`metricsBind`). */
+  metrics: ArbMetrics | undefined;
   private ctl: LineServer | undefined;
   private metricsServer: MetricsServer | undefined;
   private readonly startedAt = Date.now();
@@ -105,18 +107,6 @@ export class ArbiterControl {
     private readonly options: ControlOptions = {},
   ) {
     this.notifier = new Notifier({ env: options.env ?? process.env, log: host.log });
-    this.metrics = new ArbMetrics(
-      {
-        workersDesired: () => host.numWorkers,
-        workersByState: () => {
-          const out: Record<string, number> = {};
-          for (const w of host.workers.values()) out[w.state] = (out[w.state] ?? 0) + 1;
-          return out;
-        },
-        companions: () => this.companions(),
-      },
-      { companions: options.companions !== undefined },
-    );
   }
 
   /** The ctl socket path for this master (`.2` while waiting for promotion). */
@@ -131,6 +121,20 @@ export class ArbiterControl {
   async start(): Promise<void> {
     await this.listenCtl();
     if (this.options.metricsBind) {
+      const { ArbMetrics, MetricsServer } = await import('./metrics.js');
+      const host = this.host;
+      this.metrics = new ArbMetrics(
+        {
+          workersDesired: () => host.numWorkers,
+          workersByState: () => {
+            const out: Record<string, number> = {};
+            for (const w of host.workers.values()) out[w.state] = (out[w.state] ?? 0) + 1;
+            return out;
+          },
+          companions: () => this.companions(),
+        },
+        { companions: this.options.companions !== undefined },
+      );
       this.metrics.collectProcessMetrics();
       const server = new MetricsServer(this.options.metricsBind, this.metrics, this.host.log);
       try {
@@ -201,7 +205,7 @@ export class ArbiterControl {
       };
     } else return;
     this.reloadWatch = undefined;
-    this.metrics.reloads.inc({ outcome: outcome.ok ? 'ok' : 'failed' });
+    this.metrics?.reloads.inc({ outcome: outcome.ok ? 'ok' : 'failed' });
     if (this.host.masterPid === 0 && !this.stoppingNow) {
       const status = outcome.ok
         ? `Serving with ${this.liveCount()} workers (reloaded)`
@@ -229,14 +233,14 @@ export class ArbiterControl {
   }
 
   workerSpawned(_worker: WorkerProcess): void {
-    this.metrics.spawns.inc();
+    this.metrics?.spawns.inc();
   }
 
   /** Every IPC message of a worker (before the Arbiter looks at it). */
   workerMessage(worker: WorkerProcess, message: unknown): void {
     if (isStatsMessage(message)) {
       this.served.set(worker.age, (this.served.get(worker.age) ?? 0) + message.requests);
-      this.metrics.addStats(message);
+      this.metrics?.addStats(message);
     } else if ((message as { type?: unknown } | null)?.type === 'retiring') {
       this.maxRequestsRetired.add(worker.age);
     }
@@ -244,7 +248,7 @@ export class ArbiterControl {
 
   /** A worker exit being reaped; `before` is its state before the exit. */
   workerExited(worker: WorkerProcess, before: WorkerState): void {
-    this.metrics.exits.inc({ reason: this.exitReason(worker, before) });
+    this.metrics?.exits.inc({ reason: this.exitReason(worker, before) });
     this.served.delete(worker.age);
     this.maxRequestsRetired.delete(worker.age);
   }
@@ -394,7 +398,7 @@ export class ArbiterControl {
   private async upgrade(timeout: number | undefined): Promise<CtlResponse> {
     if (!this.host.upgrade) return { ok: false, error: 'this master cannot upgrade' };
     const r = await this.host.upgrade(timeout === undefined ? {} : { timeout });
-    this.metrics.upgrades.inc({ outcome: r.ok ? 'ok' : 'failed' });
+    this.metrics?.upgrades.inc({ outcome: r.ok ? 'ok' : 'failed' });
     const out: CtlResponse = { ok: r.ok };
     if (r.newPid !== undefined) out.new_pid = r.newPid;
     if (r.error !== undefined) out.error = r.error;

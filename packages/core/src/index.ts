@@ -2,6 +2,7 @@ export {
   Arbiter,
   type ArbiterDeps,
   CRASH_WINDOW_SECONDS,
+  MASTER_ONLY_NODE_FLAGS,
   type UpgradeResult,
   WORKER_ENTRY,
 } from './arbiter.js';
@@ -52,12 +53,13 @@ export {
   type WorkerInfo,
 } from './hooks.js';
 export { createLogger, type Logger, type LoggerOptions, type LogSink } from './logger.js';
-export {
+// Types only: a master loads the metrics module (and prom-client) when it serves metrics.
+export type {
   ArbMetrics,
-  type CompanionSummary,
-  type ExitReason,
+  CompanionSummary,
+  ExitReason,
   MetricsServer,
-  type MetricsView,
+  MetricsView,
 } from './metrics.js';
 export {
   type DatagramSender,
