@@ -1,7 +1,6 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { createJiti } from 'jiti';
 import { ConfigError } from './errors.js';
 
 /** Looked for in the working directory, in this order, when no `-c` is given. */
@@ -50,6 +49,8 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
       const before = new Set(Object.keys(requireCache));
       // jiti's synchronous path transpiles ESM and TS itself; its async path would hand .mjs
       // files to Node's ESM loader, whose cache a reload could never clear.
+      // Loaded only for JS/TS config files: it is a large module for the master to carry.
+      const { createJiti } = await import('jiti');
       const jiti = createJiti(import.meta.url, {
         moduleCache: false,
         fsCache: false,
