@@ -1010,7 +1010,7 @@ export class Arbiter implements ServerView, ReloadHost {
       );
       this.workers.delete(worker.age);
       worker.heartbeat?.close();
-      this.countCrash(worker, isLive(before));
+      this.countCrash(worker, isLive(before), exit.signal);
       await runHookSafely(this.log, this.hooks, 'childExit', this, worker);
       if (!verdict.halt || !halting) continue;
       // a new generation failing to boot fails its reload, not the master
@@ -1021,8 +1021,19 @@ export class Arbiter implements ServerView, ReloadHost {
     }
   }
 
-  private countCrash(worker: WorkerProcess, unexpected: boolean): void {
+  /**
+   * The crash-loop backoff is for a worker that cannot stay up by itself: it died before it
+   * was ready, or exited on its own soon after. A serving worker killed from outside (kill -9,
+   * the OOM killer) is replaced at once, as gunicorn does: backing off there would leave the
+   * service with no worker at all under repeated kills.
+   */
+  private countCrash(
+    worker: WorkerProcess,
+    unexpected: boolean,
+    signal: NodeJS.Signals | null,
+  ): void {
     if (!unexpected) return;
+    if (worker.booted && signal !== null) return;
     const now = this.deps.now();
     if (now - worker.spawnedAt >= CRASH_WINDOW_SECONDS) {
       this.spawnBackoff.reset();

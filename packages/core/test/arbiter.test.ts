@@ -276,6 +276,29 @@ describe('keeping the count', () => {
     expect(f.children).toHaveLength(3);
   });
 
+  it('a serving worker killed from outside right after boot is replaced at once, every time', async () => {
+    // kill -9 (or the OOM killer) is not a crash loop: backing off would leave no worker.
+    const { arbiter, f } = make({ workers: 1 });
+    await arbiter.manageWorkers();
+    for (let i = 0; i < 5; i++) {
+      const child = f.children.at(-1)!;
+      child.emit('message', { type: 'ready' });
+      child.die(null, 'SIGKILL');
+      await arbiter.reapWorkers();
+      await arbiter.manageWorkers();
+      expect(f.children).toHaveLength(i + 2);
+    }
+    expect(arbiter.spawnBackoff.remaining(f.clock.t)).toBe(0);
+  });
+
+  it('a worker killed by a signal before it was ready still counts toward the backoff', async () => {
+    const { arbiter, f } = make({ workers: 1 });
+    await arbiter.manageWorkers();
+    f.children.at(-1)!.die(null, 'SIGSEGV');
+    await arbiter.reapWorkers();
+    expect(arbiter.spawnBackoff.remaining(f.clock.t)).toBeGreaterThan(0);
+  });
+
   it('a worker that keeps dying right after boot is replaced with capped exponential backoff', async () => {
     const { arbiter, f } = make({ workers: 1 });
     await arbiter.manageWorkers();
