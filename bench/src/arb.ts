@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import {
   ARB_BIN,
+  ARB_LAUNCHER,
   alive,
   descendants,
   killQuiet,
@@ -48,7 +49,11 @@ export class ArbProcess {
     if (!existsSync(ARB_BIN)) {
       throw new Error(`${ARB_BIN} is missing: run \`pnpm build\` first`);
     }
-    this.child = spawn(process.execPath, [ARB_BIN, ...args], {
+    // the command users run when the build has it (same pid: it execs node), else the entry
+    const [cmd, argv] = existsSync(ARB_LAUNCHER)
+      ? [ARB_LAUNCHER, args]
+      : [process.execPath, [ARB_BIN, ...args]];
+    this.child = spawn(cmd, argv, {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, ...env },
       cwd,

@@ -61,7 +61,13 @@ export function barsReport(x: BarInput): string {
     rows.push(
       ratioRow(
         'req/s >= 0.95x the bare limit',
-        [...ratios(x.matrix, 'bare', 'close'), ...ratios(x.matrix, 'bare', 'keepalive')],
+        [
+          ...ratios(x.matrix, 'bare', 'close').map(([k, v]): [string, number] => [`${k} close`, v]),
+          ...ratios(x.matrix, 'bare', 'keepalive').map(([k, v]): [string, number] => [
+            `${k} keep-alive`,
+            v,
+          ]),
+        ],
         0.95,
       ),
     );

@@ -40,7 +40,9 @@ async function idle(c: Contender, seconds: number): Promise<IdleResult> {
   const stats = tempDir('idle');
   const r = await c.start({ workers: 8, port, statsDir: stats });
   try {
-    await sleep(2000);
+    // Settle first: 8 workers booting on a small machine keep the supervisor busy for a few
+    // seconds (IPC, logs); idle means after that.
+    await sleep(5000);
     const sup = r.supervisorPid()!;
     const c0 = cpuSeconds(sup);
     const t0 = now();
@@ -92,7 +94,7 @@ async function up(c: Contender, workers: number): Promise<TimedResult> {
 }
 
 export async function overheadBench(o: { quick: boolean }): Promise<OverheadResults> {
-  const seconds = o.quick ? 3 : 8;
+  const seconds = o.quick ? 3 : 20;
   const idleR: IdleResult[] = [];
   for (const c of [arb, clusterRR, pm2]) {
     const r = await idle(c, seconds);

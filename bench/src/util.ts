@@ -10,6 +10,8 @@ export const BENCH_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const REPO_DIR = resolve(BENCH_DIR, '..');
 export const APPS_DIR = join(BENCH_DIR, 'src', 'apps');
 export const ARB_BIN = join(REPO_DIR, 'apps', 'cli', 'dist', 'bin.js');
+/** The `arb` command users run (package.json "bin"): a launcher that execs node with the master's flags. */
+export const ARB_LAUNCHER = join(REPO_DIR, 'apps', 'cli', 'bin', 'arb');
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export const now = () => performance.now();

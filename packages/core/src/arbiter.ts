@@ -50,6 +50,17 @@ export const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.met
 /** A worker that dies within this many seconds of its spawn counts as a crash loop. */
 export const CRASH_WINDOW_SECONDS = 5;
 
+/** Signals a process raises on itself when it crashes; any other one came from outside. */
+const CRASH_SIGNALS: ReadonlySet<NodeJS.Signals> = new Set([
+  'SIGSEGV',
+  'SIGABRT',
+  'SIGBUS',
+  'SIGILL',
+  'SIGFPE',
+  'SIGSYS',
+  'SIGTRAP',
+]);
+
 /** Everything the arbiter does to the outside world; tests replace parts of it. */
 export interface ArbiterDeps {
   spawn(command: string, args: readonly string[], options: SpawnOptions): ChildProcess;
@@ -1022,10 +1033,11 @@ export class Arbiter implements ServerView, ReloadHost {
   }
 
   /**
-   * The crash-loop backoff is for a worker that cannot stay up by itself: it died before it
-   * was ready, or exited on its own soon after. A serving worker killed from outside (kill -9,
-   * the OOM killer) is replaced at once, as gunicorn does: backing off there would leave the
-   * service with no worker at all under repeated kills.
+   * The crash-loop backoff is for a worker that cannot stay up by itself: it exited on its
+   * own, or crashed (SEGV, ABRT, ...), soon after its spawn. A worker killed from outside
+   * (kill -9, the OOM killer, a stray TERM), booting or serving, is replaced at once, as
+   * gunicorn does: backing off there would leave the service with no worker at all under
+   * repeated kills.
    */
   private countCrash(
     worker: WorkerProcess,
@@ -1033,7 +1045,7 @@ export class Arbiter implements ServerView, ReloadHost {
     signal: NodeJS.Signals | null,
   ): void {
     if (!unexpected) return;
-    if (worker.booted && signal !== null) return;
+    if (signal !== null && !CRASH_SIGNALS.has(signal)) return;
     const now = this.deps.now();
     if (now - worker.spawnedAt >= CRASH_WINDOW_SECONDS) {
       this.spawnBackoff.reset();

@@ -291,7 +291,20 @@ describe('keeping the count', () => {
     expect(arbiter.spawnBackoff.remaining(f.clock.t)).toBe(0);
   });
 
-  it('a worker killed by a signal before it was ready still counts toward the backoff', async () => {
+  it('a booting worker killed from outside is replaced at once too', async () => {
+    const { arbiter, f } = make({ workers: 1 });
+    await arbiter.manageWorkers();
+    for (const sig of ['SIGKILL', 'SIGTERM'] as const) {
+      const before = f.children.length;
+      f.children.at(-1)!.die(null, sig);
+      await arbiter.reapWorkers();
+      await arbiter.manageWorkers();
+      expect(f.children).toHaveLength(before + 1);
+    }
+    expect(arbiter.spawnBackoff.remaining(f.clock.t)).toBe(0);
+  });
+
+  it('a worker that crashes (SIGSEGV) right after boot counts toward the backoff', async () => {
     const { arbiter, f } = make({ workers: 1 });
     await arbiter.manageWorkers();
     f.children.at(-1)!.die(null, 'SIGSEGV');
