@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { NotifyReceiver } from '@arb/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ctlJson } from './ctl-helpers.js';
 import { ArbProcess, alive, request, tempDir, waitFor } from './harness.js';
-import { NotifyReceiver } from './notify-receiver.js';
 
 const running: ArbProcess[] = [];
 const receivers: NotifyReceiver[] = [];

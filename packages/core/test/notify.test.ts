@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { NotifyReceiver } from '@arb/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { loadDatagramSender, Notifier, sockaddrUn } from '../src/notify.js';
-import { NotifyReceiver } from './notify-receiver.js';
 
 const log = createLogger({ proc: 'master', level: 'fatal', dest: '-' }).log;
 const receivers: NotifyReceiver[] = [];

@@ -74,3 +74,4 @@ export function exited(child: ChildProcess): Promise<number | NodeJS.Signals> {
   if (child.signalCode !== null) return Promise.resolve(child.signalCode);
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
 }
+export { NotifyReceiver } from './notify-receiver.js';
