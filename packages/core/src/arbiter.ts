@@ -1197,12 +1197,14 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 
 /**
  * Node options meant for the master only: the `arb` launcher runs the master with
- * `--lite-mode --no-expose-wasm` (no optimizing compiler, no wasm: the master serves no request; it saves about
- * 20 MB of RSS); workers serve traffic and must never inherit it.
+ * `--lite-mode --no-expose-wasm` on Node 20, `--no-opt --max-lazy --max-semi-space-size=1` on newer ones
+ * (no optimizing compiler: the master serves no request; it saves about 10-20 MB of RSS); workers serve traffic and must never inherit it.
  */
 export const MASTER_ONLY_NODE_FLAGS = [
   '--lite-mode',
   '--no-expose-wasm',
+  '--no-opt',
+  '--max-lazy',
   '--max-semi-space-size',
 ] as const;
 
