@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -101,7 +100,10 @@ export class ControlServer {
       this.log.info({ path }, 'replacing stale control socket');
       unlinkSync(path);
     }
-    const tmpPath = join(dirname(path), `.arbc-${process.pid}-${randomBytes(3).toString('hex')}`);
+    const tmpPath = join(
+      dirname(path),
+      `.arbc-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
+    );
     const server = createServer({ allowHalfOpen: true }, (sock) => this.serve(sock));
     server.maxConnections = 1024;
     await new Promise<void>((resolve, reject) => {

@@ -1,4 +1,13 @@
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+
+// node:crypto costs 3 MB of RSS: the master loads it only when it has companions to hash.
+const require = createRequire(import.meta.url);
+const sha256 = (text: string): string =>
+  (require('node:crypto') as typeof import('node:crypto'))
+    .createHash('sha256')
+    .update(text)
+    .digest('hex');
+
 import type { CompanionConfig } from './config.js';
 
 /** JSON with object keys sorted at every depth, so equal values always serialise equally. */
@@ -18,7 +27,7 @@ export function canonicalJson(value: unknown): string {
 
 /** SHA-256 (hex) of the canonical JSON of a value. */
 export function hashCanonical(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('hex');
+  return sha256(canonicalJson(value));
 }
 
 /**

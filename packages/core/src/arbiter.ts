@@ -552,9 +552,9 @@ export class Arbiter implements ServerView, ReloadHost {
     this.droppedListeners = [];
     const current = this.boundAs ?? this.settings.bind;
     if (sameList(current, s.bind)) return;
-    if (!this.boundAs || s.reusePort || this.settings.reusePort) {
+    if (!this.boundAs || s.reusePort !== this.settings.reusePort) {
       this.log.warn(
-        'bind changed, but the listeners were inherited (systemd, ARB_FD) or reusePort is on: ' +
+        'bind changed, but the listeners were inherited (systemd, ARB_FD) or reusePort changed: ' +
           'keeping the current listeners (restart to change them)',
       );
       return;
@@ -571,7 +571,7 @@ export class Arbiter implements ServerView, ReloadHost {
               umask: s.umask,
               uid: s.user,
               gid: s.group,
-              reusePort: false,
+              reusePort: s.reusePort,
               env: {}, // bind these: nothing to inherit
               retries: 1,
             })
@@ -1197,14 +1197,18 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 
 /**
  * Node options meant for the master only: the `arb` launcher runs the master with
- * `--lite-mode --no-expose-wasm` on Node 20, `--no-opt --max-lazy --max-semi-space-size=1` on newer ones
- * (no optimizing compiler: the master serves no request; it saves about 10-20 MB of RSS); workers serve traffic and must never inherit it.
+ * `--lite-mode --no-expose-wasm` on Node 20 and the interpreter only (`--no-opt --no-sparkplug
+ * --no-maglev`, `--optimize-for-size`, a small young generation) on newer ones: the master
+ * serves no request, and this keeps its RSS under 60 MB (see bin/arb); workers serve traffic and must never inherit it.
  */
 export const MASTER_ONLY_NODE_FLAGS = [
   '--lite-mode',
   '--no-expose-wasm',
   '--no-opt',
+  '--no-sparkplug',
+  '--no-maglev',
   '--max-lazy',
+  '--optimize-for-size',
   '--max-semi-space-size',
 ] as const;
 

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { chmodSync, lstatSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -93,7 +92,10 @@ export class LineServer {
       this.opts.log.info({ path }, 'Replacing a stale control socket');
       unlinkSync(path);
     }
-    const tmp = join(dirname(path), `.arbctl-${process.pid}-${randomBytes(3).toString('hex')}`);
+    const tmp = join(
+      dirname(path),
+      `.arbctl-${process.pid}-${Math.random().toString(16).slice(2, 8)}`,
+    );
     const server = createServer({ allowHalfOpen: true }, (sock) => this.serve(sock));
     server.maxConnections = this.opts.maxConnections ?? 64;
     await new Promise<void>((resolve, reject) => {

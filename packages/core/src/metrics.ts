@@ -1,7 +1,8 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseAddress } from '@arb/sock';
 import client from 'prom-client';
+import { http as httpModule } from './builtins.js';
 import type { Logger } from './logger.js';
 import { LATENCY_BUCKETS, type StatsMessage } from './request-stats.js';
 
@@ -258,7 +259,7 @@ export class MetricsServer {
 
   async listen(): Promise<void> {
     const address = parseAddress(this.bind);
-    const server = http.createServer((req, res) => {
+    const server = httpModule().createServer((req, res) => {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { Allow: 'GET, HEAD' }).end();
         return;

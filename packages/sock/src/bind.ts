@@ -23,7 +23,11 @@ export interface BindOptions {
   retries?: number;
   /** Pause between attempts, in milliseconds. Default 1000. */
   retryDelay?: number;
-  /** Kernel load balancing over per-worker sockets: the master then binds nothing. */
+  /**
+   * SO_REUSEPORT on every TCP socket (gunicorn's `reuse_port`): another process, a second
+   * arb or the other half of a blue/green pair, can bind the same address and both serve.
+   * Needs Node.js >= 22.12; refused with `ReusePortError` before.
+   */
   reusePort?: boolean;
   /** Told about each failed attempt that will be retried. */
   onRetry?: (error: BindError, attempt: number) => void;
@@ -36,18 +40,15 @@ const RETRYABLE = new Set(['EADDRINUSE', 'EADDRNOTAVAIL']);
  * but this process never accepts; children adopt them (see `handoff`). On any failure the
  * listeners already made are closed (and their files removed) before the error is thrown.
  *
- * With `reusePort` nothing is bound here (each worker binds its own socket with
- * SO_REUSEPORT); on a Node.js without that option it throws `ReusePortError`.
+ * With `reusePort` the TCP sockets are bound with SO_REUSEPORT; on a Node.js without that
+ * option it throws `ReusePortError` before binding anything.
  */
 export async function bind(
   addresses: ReadonlyArray<string | ParsedAddress>,
   options: BindOptions = {},
 ): Promise<Listener[]> {
   const parsed = addresses.map((a) => (typeof a === 'string' ? parseAddress(a) : a));
-  if (options.reusePort) {
-    assertReusePort();
-    return [];
-  }
+  if (options.reusePort) assertReusePort();
   const backlog = options.backlog ?? DEFAULT_BACKLOG;
   const made: Listener[] = [];
   try {
@@ -67,7 +68,7 @@ async function bindOne(address: ParsedAddress, backlog: number, options: BindOpt
     try {
       return address.kind === 'unix'
         ? await bindUnixListener(address.path, backlog, options)
-        : await bindTcpListener(address, backlog);
+        : await bindTcpListener(address, backlog, options.reusePort === true);
     } catch (err) {
       if (!(err instanceof BindError) || !RETRYABLE.has(err.errno ?? '')) throw err;
       if (attempt >= attempts) {
@@ -91,10 +92,10 @@ async function bindUnixListener(path: string, backlog: number, options: BindOpti
   );
 }
 
-async function bindTcpListener(address: TcpAddress, backlog: number) {
+async function bindTcpListener(address: TcpAddress, backlog: number, reusePort: boolean) {
   const text = formatAddress(address);
   const { ip, family } = await resolve(address, text);
-  const result = bindTcpHandle(ip, address.port, family);
+  const result = bindTcpHandle(ip, address.port, family, reusePort);
   if ('errno' in result) throw new BindError(text, describeTcp(result.errno), result.errno);
   const name = tcpName(result.handle);
   if ('errno' in name) {

@@ -33,10 +33,7 @@ export async function createListeners(options: CreateListenersOptions): Promise<
   const parsed: ParsedAddress[] = options.bind.map((a) => parseAddress(a));
   const backlog = options.backlog ?? DEFAULT_BACKLOG;
   const sd = systemdFds({ env, pid: options.pid });
-  if (options.reusePort) {
-    assertReusePort();
-    return { listeners: [], systemd: sd.fds.length > 0 };
-  }
+  if (options.reusePort) assertReusePort();
 
   const made: Listener[] = [];
   try {

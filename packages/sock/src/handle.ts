@@ -28,9 +28,22 @@ function wrap(result: RawHandle | number): RawResult {
   return typeof result === 'number' ? { errno: getSystemErrorName(result) } : { handle: result };
 }
 
-/** Binds a TCP socket on an IP literal without listening. IPv6 sockets stay dual-stack. */
-export function bindTcpHandle(ip: string, port: number, family: 4 | 6): RawResult {
-  return wrap(createServerHandle(ip, port, family, undefined, 0));
+// libuv's UV_TCP_REUSEPORT bind flag (libuv >= 1.49, Node.js >= 22.12), which Node only
+// sets from `listen({ reusePort })`; the constant is not exported, and it is ABI: it stays 2.
+const UV_TCP_REUSEPORT = 2;
+
+/**
+ * Binds a TCP socket on an IP literal without listening. IPv6 sockets stay dual-stack.
+ * With `reusePort` the socket gets SO_REUSEPORT first, so another process may bind the
+ * same address and the kernel spreads connections over both (callers check the Node.js).
+ */
+export function bindTcpHandle(
+  ip: string,
+  port: number,
+  family: 4 | 6,
+  reusePort = false,
+): RawResult {
+  return wrap(createServerHandle(ip, port, family, undefined, reusePort ? UV_TCP_REUSEPORT : 0));
 }
 
 /** Binds a unix stream socket at `path` without listening. */

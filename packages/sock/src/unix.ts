@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -133,8 +132,19 @@ export function isLive(socketPath: string, timeout = 1000): Promise<boolean> {
 function temporaryName(dir: string, maxBytes: number): string {
   const room = maxBytes - Buffer.byteLength(dir) - 1;
   const length = Math.max(1, Math.min(12, room));
-  const name = `.${randomBytes(8).toString('hex')}`.slice(0, length);
-  return path.join(dir, name === '.' ? randomBytes(1).toString('hex').slice(0, 1) : name);
+  const name = `.${randomHex(16)}`.slice(0, length);
+  return path.join(dir, name === '.' ? randomHex(1) : name);
+}
+
+/**
+ * Hex digits from Math.random: a temporary name only has to differ from its neighbours' (a
+ * clash fails the bind, it never takes another socket), and node:crypto would cost a master
+ * that binds a unix socket 3 MB of RSS.
+ */
+function randomHex(length: number): string {
+  let out = '';
+  while (out.length < length) out += Math.random().toString(16).slice(2);
+  return out.slice(0, length);
 }
 
 function describe(errno: string): string {

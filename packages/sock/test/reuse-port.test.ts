@@ -1,8 +1,10 @@
 import http from 'node:http';
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import {
   assertReusePort,
   bind,
+  close,
   createListeners,
   listenReusePort,
   ReusePortError,
@@ -22,15 +24,45 @@ describe('reusePort', () => {
     expect(() => assertReusePort('22.12.0')).not.toThrow();
   });
 
-  it('the master binds nothing with reusePort, or refuses clearly on an older Node.js', async () => {
-    const attempt = bind(['127.0.0.1:0'], { reusePort: true });
-    const viaCreate = createListeners({ bind: ['127.0.0.1:0'], reusePort: true, env: {} });
-    if (reusePortSupported()) {
-      expect(await attempt).toEqual([]);
-      expect(await viaCreate).toEqual({ listeners: [], systemd: false });
-    } else {
-      await expect(attempt).rejects.toBeInstanceOf(ReusePortError);
-      await expect(viaCreate).rejects.toThrow(`this is ${process.versions.node}`);
+  it('the master binds with SO_REUSEPORT: a second bind of the same address works, both accept', async () => {
+    const first = bind(['127.0.0.1:0'], { reusePort: true });
+    if (!reusePortSupported()) {
+      await expect(first).rejects.toBeInstanceOf(ReusePortError);
+      await expect(
+        createListeners({ bind: ['127.0.0.1:0'], reusePort: true, env: {} }),
+      ).rejects.toThrow(`this is ${process.versions.node}`);
+      return;
+    }
+    const [a] = await first;
+    const port = a!.port!;
+    const {
+      listeners: [b],
+    } = await createListeners({
+      bind: [`127.0.0.1:${port}`],
+      reusePort: true,
+      env: {},
+      retries: 1,
+    });
+    const servers: net.Server[] = [];
+    try {
+      expect(b!.port).toBe(port);
+      // Both sockets listen and accept: the kernel spreads connections over them.
+      const seen = new Set<string>();
+      for (const [name, l] of [
+        ['a', a!],
+        ['b', b!],
+      ] as const) {
+        const s = net.createServer((c) => c.end(name));
+        servers.push(s);
+        await new Promise<void>((r) => s.listen({ fd: l.fd }, r));
+      }
+      for (let i = 0; i < 200 && seen.size < 2; i++) seen.add(await read(port));
+      expect([...seen].sort()).toEqual(['a', 'b']);
+      // Without SO_REUSEPORT on the newcomer the address stays taken.
+      await expect(bind([`127.0.0.1:${port}`], { retries: 1 })).rejects.toThrow('address in use');
+    } finally {
+      for (const s of servers) s.close();
+      close([a!, b!], { unlink: false });
     }
   });
 
@@ -56,3 +88,16 @@ describe('reusePort', () => {
     }
   });
 });
+
+function read(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    net
+      .connect(port, '127.0.0.1')
+      .on('data', (d) => {
+        out += d;
+      })
+      .on('end', () => resolve(out))
+      .on('error', reject);
+  });
+}

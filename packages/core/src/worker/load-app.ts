@@ -1,8 +1,11 @@
 import fs from 'node:fs';
-import http, { type RequestListener } from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import type { RequestListener } from 'node:http';
+import type https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { http as httpModule, https as httpsModule } from '../builtins.js';
 import { splitAppSpec } from '../config.js';
 import { AppLoadError } from '../errors.js';
 
@@ -124,7 +127,9 @@ export function classify(value: unknown): LoadedApp | undefined {
 }
 
 function isServer(value: unknown): value is http.Server | https.Server {
-  return value instanceof http.Server || value instanceof https.Server;
+  // net first: a master that preloads need not load http (see builtins.ts)
+  if (!(value instanceof net.Server)) return false;
+  return value instanceof httpModule().Server || value instanceof httpsModule().Server;
 }
 
 function describe(value: unknown): string {

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
-import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import type http from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { AdoptedListener } from '@arb/sock';
+import { http as httpModule, https as httpsModule } from '../builtins.js';
 import type { ArbiterSettings } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { AccessLog } from './access-log.js';
@@ -38,8 +39,8 @@ export async function serve(
       : undefined;
   const make = (listener: RequestListener): http.Server =>
     tls
-      ? (https.createServer(tls, listener) as unknown as http.Server)
-      : http.createServer(listener);
+      ? (httpsModule().createServer(tls, listener) as unknown as http.Server)
+      : httpModule().createServer(listener);
 
   let own: http.Server | undefined;
   let handler: RequestListener;
