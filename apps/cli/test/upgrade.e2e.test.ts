@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ctlJson } from './ctl-helpers.js';
 import { ArbProcess, alive, BIN, request, type Target, tempDir, waitFor } from './harness.js';
 import { LoadLoop, writeApp } from './load.js';
 import {
@@ -139,6 +140,24 @@ function runUpgrade(
   });
 }
 
+/** `arb upgrade`: the CLI drives the dance (USR2, wait for FILE.2, WINCH + TERM). */
+async function upgradeByPidfile(dir: string, pidfile: string): Promise<number> {
+  const result = await runUpgrade(['--pid', pidfile, '--timeout', '60'], dir);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  const newPid = readPid(pidfile)!;
+  expect(result.stdout).toContain(`master ${newPid} promoted`);
+  return newPid;
+}
+
+/** `arb ctl upgrade`: the master drives it (Arbiter.upgrade) and answers once it handed over. */
+async function upgradeByCtl(dir: string): Promise<number> {
+  const result = await ctlJson(['upgrade'], dir);
+  expect(result.stderr).toBe('');
+  expect(result.body).toMatchObject({ ok: true, new_pid: expect.any(Number) });
+  return result.body.new_pid as number;
+}
+
 /** Stops the promoted master and checks that nothing of either generation survives. */
 async function stopAll(arb: ArbProcess, load: LoadLoop, newPid: number) {
   await load.stop();
@@ -219,60 +238,67 @@ describe('USR2 upgrade under load', () => {
     expect(fs.existsSync(sock)).toBe(false); // the promoted master owns the file now
   }, 240_000);
 
-  it('one step with an app slow to boot: `arb upgrade --pid FILE` retires the old workers only once the new master serves, no request waits, success reported', async () => {
-    const { dir, sock, pidfile, arb, load } = await start({ slow: true });
-    const oldPid = arb.pid;
-    const inode = fs.statSync(sock).ino;
-    const probe = new LatencyProbe([await arb.tcpTarget(), { socketPath: sock }]);
-    loops.push(probe);
-    const oldWorkers = bootedPids(arb.logs, oldPid);
-    expect(oldWorkers).toHaveLength(2);
-    writeApp(dir, 'v2', SLOW_BOOT_MS);
-    const from = arb.logs.length;
-    const upgradeAt = Date.now();
-    const result = await runUpgrade(['--pid', pidfile, '--timeout', '60'], dir);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
-    const newPid = readPid(pidfile)!;
-    masters.add(newPid);
-    expect(newPid).not.toBe(oldPid);
-    expect(result.stdout).toContain(`master ${newPid} promoted`);
-    expect(isAlive(newPid)).toBe(true);
-    expect(await arb.exited()).toBe(0);
-    const doneAt = Date.now();
-    await probe.stop();
-    expect(probe.failures).toEqual([]);
-    // the old workers stop accepting only after the new master said it serves ...
-    const logs = arb.logs;
-    const serving = indexOf(
-      logs,
-      (e) => e.pid === newPid && String(e.msg).startsWith('Serving with'),
-      from,
-    );
-    expect(serving, 'the new master serving').toBeGreaterThan(-1);
-    for (const pid of oldWorkers) {
-      const exiting = indexOf(
+  it.each([
+    ['arb upgrade --pid FILE', upgradeByPidfile],
+    ['arb ctl upgrade', upgradeByCtl],
+  ])(
+    'one step with an app slow to boot (%s): the old workers retire only once the new master serves, no request waits, success reported',
+    async (_how, upgrade) => {
+      const { dir, sock, pidfile, arb, load } = await start({ slow: true });
+      const oldPid = arb.pid;
+      const inode = fs.statSync(sock).ino;
+      const probe = new LatencyProbe([await arb.tcpTarget(), { socketPath: sock }]);
+      loops.push(probe);
+      const oldWorkers = bootedPids(arb.logs, oldPid);
+      expect(oldWorkers).toHaveLength(2);
+      writeApp(dir, 'v2', SLOW_BOOT_MS);
+      const from = arb.logs.length;
+      const upgradeAt = Date.now();
+      const newPid = await upgrade(dir, pidfile);
+      masters.add(newPid);
+      expect(newPid).not.toBe(oldPid);
+      expect(await arb.exited()).toBe(0);
+      await arb.log(
+        (e) => e.pid === newPid && String(e.msg).startsWith('Serving with'),
+        'the new master serving',
+      );
+      const doneAt = Date.now();
+      await probe.stop();
+      expect(probe.failures).toEqual([]);
+      // the old workers stop accepting only after the new master said it serves ...
+      const logs = arb.logs;
+      const serving = indexOf(
         logs,
-        (e) => e.pid === pid && String(e.msg).startsWith('Worker exiting'),
+        (e) => e.pid === newPid && String(e.msg).startsWith('Serving with'),
         from,
       );
-      expect(exiting, `old worker ${pid} exiting`).toBeGreaterThan(serving);
-    }
-    // ... so 2 workers listened at every moment, and no request waited for a boot
-    const fewest = fewestServing(logs, from);
-    expect(fewest.count, `at ${fewest.at}`).toBeGreaterThanOrEqual(2);
-    expect(probe.countBetween(upgradeAt, doneAt)).toBeGreaterThan(0);
-    expect(probe.slowest(upgradeAt, doneAt).ms).toBeLessThan(SLOW_BOOT_MS / 2);
-    expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
-    expect(fs.statSync(sock).ino).toBe(inode);
-    const after = Date.now();
-    await load.progress(40);
-    expect(load.versionsSince(after)).toEqual(new Set(['v2']));
-    await load.stop();
-    expect(load.failures).toEqual([]);
-    expect(load.retried).toBe(0); // not even a reset a client would have to retry
-    await stopAll(arb, load, newPid);
-  }, 240_000);
+      for (const pid of oldWorkers) {
+        const exiting = indexOf(
+          logs,
+          (e) => e.pid === pid && String(e.msg).startsWith('Worker exiting'),
+          from,
+        );
+        expect(exiting, `old worker ${pid} exiting`).toBeGreaterThan(serving);
+      }
+      // ... so 2 workers listened at every moment, and no request waited for a boot
+      const fewest = fewestServing(logs, from);
+      expect(fewest.count, `at ${fewest.at}`).toBeGreaterThanOrEqual(2);
+      expect(probe.countBetween(upgradeAt, doneAt)).toBeGreaterThan(0);
+      expect(probe.slowest(upgradeAt, doneAt).ms).toBeLessThan(SLOW_BOOT_MS / 2);
+      await waitFor(() => readPid(pidfile) === newPid, 10_000, 'promotion (pidfile renamed)');
+      expect(isAlive(newPid)).toBe(true);
+      expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
+      expect(fs.statSync(sock).ino).toBe(inode);
+      const after = Date.now();
+      await load.progress(40);
+      expect(load.versionsSince(after)).toEqual(new Set(['v2']));
+      await load.stop();
+      expect(load.failures).toEqual([]);
+      expect(load.retried).toBe(0); // not even a reset a client would have to retry
+      await stopAll(arb, load, newPid);
+    },
+    240_000,
+  );
 
   it('companions never run twice during an upgrade, and their socket survives the old master', async () => {
     const dir = tempDir();
