@@ -4,15 +4,34 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ArbProcess, request, type Target, tempDir, waitFor } from './harness.js';
 import { LoadLoop, writeApp } from './load.js';
+import {
+  bootedPids,
+  fewestServing,
+  indexOf,
+  LatencyProbe,
+  SLOW_BOOT_MS,
+  writeOrderingConfig,
+} from './ordering.js';
 
 const running: ArbProcess[] = [];
-const loops: LoadLoop[] = [];
+const loops: { stop(): Promise<void> }[] = [];
 const dirs: string[] = [];
 
 afterEach(async () => {
-  for (const l of loops.splice(0)) await l.stop();
-  for (const a of running.splice(0)) await a.stop().catch(() => {});
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  // every step is tried even when one fails; the failures are reported after the cleanup
+  const failed: unknown[] = [];
+  const settle = async (steps: Promise<unknown>[]) => {
+    for (const r of await Promise.allSettled(steps)) {
+      if (r.status === 'rejected') failed.push(r.reason);
+    }
+  };
+  try {
+    await settle(loops.splice(0).map((l) => l.stop()));
+    await settle(running.splice(0).map((a) => a.stop()));
+  } finally {
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  }
+  if (failed.length > 0) throw new AggregateError(failed, 'cleanup failed');
 });
 
 function count(arb: ArbProcess, msg: string | ((m: string) => boolean)): number {
@@ -20,10 +39,12 @@ function count(arb: ArbProcess, msg: string | ((m: string) => boolean)): number 
   return arb.logs.filter((e) => typeof e.msg === 'string' && match(e.msg)).length;
 }
 
-async function start(args: string[] = []) {
+/** `slow`: the app takes SLOW_BOOT_MS to import, and every worker says when it listens. */
+async function start(args: string[] = [], { slow = false } = {}) {
   const dir = tempDir();
   dirs.push(dir);
-  writeApp(dir, 'v0');
+  writeApp(dir, 'v0', slow ? SLOW_BOOT_MS : 0);
+  if (slow) writeOrderingConfig(dir);
   const sock = path.join(dir, 's.sock');
   const arb = new ArbProcess(
     [
@@ -57,18 +78,37 @@ async function finish(arb: ArbProcess, load: LoadLoop) {
 }
 
 describe('HUP reload under load', () => {
-  it('10 reloads with the app changing on disk: no failed request, then only the new version answers', async () => {
-    const { dir, sock, arb, load } = await start(['app.mjs']);
+  it('10 reloads of an app slow to boot: never fewer than 2 workers listening, no request waits for a boot, no failed request, then only the new version answers', async () => {
+    const { dir, sock, arb, load } = await start(['app.mjs'], { slow: true });
     const inode = fs.statSync(sock).ino;
+    const probe = new LatencyProbe([await arb.tcpTarget(), { socketPath: sock }]);
+    loops.push(probe);
+    const swaps: { from: number; to: number; hupAt: number; doneAt: number }[] = [];
     for (let i = 1; i <= 10; i++) {
-      writeApp(dir, `v${i}`);
+      writeApp(dir, `v${i}`, SLOW_BOOT_MS);
+      const from = arb.logs.length;
+      const hupAt = Date.now();
       process.kill(arb.pid, 'SIGHUP');
       await waitFor(
         () => count(arb, 'Reload complete') >= i,
         60_000,
         `reload ${i} to complete (${arb.stderr.slice(-1500)})`,
       );
+      const doneAt = Date.now();
+      const to = indexOf(arb.logs, (e) => e.msg === 'Reload complete', from) + 1;
+      swaps.push({ from, to, hupAt, doneAt });
       await load.progress(10);
+    }
+    await probe.stop();
+    expect(probe.failures).toEqual([]);
+    for (const [i, s] of swaps.entries()) {
+      // one for one: an old worker stops accepting only after a new one listens
+      const fewest = fewestServing(arb.logs, s.from, s.to);
+      expect(fewest.count, `reload ${i + 1}, at ${fewest.at}`).toBeGreaterThanOrEqual(2);
+      // so no request sent during the swap waited for a worker to boot
+      expect(probe.countBetween(s.hupAt, s.doneAt)).toBeGreaterThan(0);
+      const slowest = probe.slowest(s.hupAt, s.doneAt);
+      expect(slowest.ms, `reload ${i + 1}`).toBeLessThan(SLOW_BOOT_MS / 2);
     }
     const since = Date.now();
     await load.progress(60);
@@ -151,10 +191,12 @@ describe('HUP reload under load', () => {
     process.kill(arb.pid, 'SIGHUP');
     process.kill(arb.pid, 'SIGHUP');
     await waitFor(() => count(arb, 'Reload complete') >= 2, 90_000, 'two reloads');
-    await load.progress(20);
-    // settle: no third reload starts
-    await new Promise((r) => setTimeout(r, 1500));
+    // no third reload starts: one more would be queued (as a HUP) when the second ends, so a
+    // signal sent now is handled after it; its line is the barrier
+    process.kill(arb.pid, 'SIGUSR1');
+    await arb.log((e) => e.msg === 'Reopened log files', 'the USR1 barrier');
     expect(count(arb, (m) => m.startsWith('Reloading'))).toBe(2);
+    await load.progress(20);
     expect(count(arb, (m) => m.startsWith('Reload in progress'))).toBe(1);
     const since = Date.now();
     await load.progress(40);
@@ -196,18 +238,51 @@ describe('HUP reload under load', () => {
 
     fs.writeFileSync(config, JSON.stringify({ ...base, bind: ['127.0.0.1:0', `unix:${b}`] }));
     writeApp(dir, 'v1');
+    const hup = arb.logs.length;
+    const oldWorkers = bootedPids(arb.logs, arb.pid, 0, hup);
+    expect(oldWorkers).toHaveLength(2);
     process.kill(arb.pid, 'SIGHUP');
     await waitFor(() => count(arb, 'Reload complete') >= 1, 60_000, 'the reload');
-    const closing = arb.logs.find(
-      (e) => typeof e.msg === 'string' && e.msg.startsWith('Closing listeners dropped'),
+    const logs = arb.logs;
+    const isMaster = (e: Record<string, unknown>) => e.pid === arb.pid;
+    // the new address is bound before the first new worker boots ...
+    const bound = indexOf(logs, (e) => isMaster(e) && Array.isArray(e.listeners), hup);
+    expect(logs[bound]?.listeners).toEqual([
+      expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+      `unix:${b}`,
+    ]);
+    const firstNew = indexOf(
+      logs,
+      (e) => isMaster(e) && String(e.msg).startsWith('Booting worker'),
+      hup,
     );
-    expect(closing?.listeners).toEqual([`unix:${a}`]);
+    expect(bound).toBeGreaterThan(-1);
+    expect(firstNew).toBeGreaterThan(bound);
+    // ... so every new worker got it: each answers there
+    const newWorkers = bootedPids(logs, arb.pid, hup);
+    expect(newWorkers).toHaveLength(2);
+    const onB = await arb.distinctPids({ socketPath: b }, 2);
+    expect([...onB].sort()).toEqual([...newWorkers].sort());
+    // the removed address is closed only after every old worker's exit was reaped
+    const closing = indexOf(
+      logs,
+      (e) => String(e.msg).startsWith('Closing listeners dropped'),
+      hup,
+    );
+    expect(logs[closing]?.listeners).toEqual([`unix:${a}`]);
+    for (const pid of oldWorkers) {
+      const reaped = indexOf(
+        logs,
+        (e) => isMaster(e) && String(e.msg).startsWith(`Worker (pid:${pid})`),
+        hup,
+      );
+      expect(reaped, `the exit of old worker ${pid}`).toBeGreaterThan(-1);
+      expect(reaped, `the exit of old worker ${pid}`).toBeLessThan(closing);
+    }
     // the new address serves the new version; the removed one is closed and its file gone
-    const res = await waitFor(async () => {
-      const r = await request({ socketPath: b });
-      return r.body.includes('"v1"') ? r : undefined;
-    }, 10_000);
+    const res = await request({ socketPath: b });
     expect(res.status).toBe(200);
+    expect(JSON.parse(res.body).version).toBe('v1');
     expect(fs.existsSync(a)).toBe(false);
     const since = Date.now();
     await load.progress(30); // TCP was kept: never closed

@@ -5,23 +5,57 @@ import { NotifyReceiver } from '@arb/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ctlJson } from './ctl-helpers.js';
 import { ArbProcess, alive, request, tempDir, waitFor } from './harness.js';
+import { writeApp } from './load.js';
+import { NotifyArrivals, statesUpToNow } from './notify-arrivals.js';
+import { SLOW_BOOT_MS } from './ordering.js';
 
 const running: ArbProcess[] = [];
 const receivers: NotifyReceiver[] = [];
+const clocks: NotifyArrivals[] = [];
 const extraPids: number[] = [];
 const dirs: string[] = [];
 afterEach(async () => {
-  // new masters started by an upgrade first: their processes are in the old one's logs
-  for (const pid of extraPids.splice(0)) {
-    if (alive(pid)) process.kill(pid, 'SIGTERM');
-    await waitFor(() => !alive(pid), 15_000, `pid ${pid} to exit`).catch(() => {
-      if (alive(pid)) process.kill(pid, 'SIGKILL');
-    });
+  // every step is tried even when one fails; the failures are reported after the cleanup
+  const failed: unknown[] = [];
+  const settle = async (steps: Promise<unknown>[]) => {
+    for (const r of await Promise.allSettled(steps)) {
+      if (r.status === 'rejected') failed.push(r.reason);
+    }
+  };
+  try {
+    for (const c of clocks.splice(0)) c.stop();
+    // new masters started by an upgrade first: their processes are in the old one's logs
+    await settle(extraPids.splice(0).map((pid) => stopPid(pid)));
+    await settle(running.splice(0).map((a) => a.stop()));
+    await settle(receivers.splice(0).map((r) => r.close()));
+  } finally {
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   }
-  await Promise.all(running.splice(0).map((a) => a.stop()));
-  for (const r of receivers.splice(0)) await r.close();
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  if (failed.length > 0) throw new AggregateError(failed, 'cleanup failed');
 });
+
+/** TERM, then KILL if it is still there after a while (a cleanup: it is not our child). */
+async function stopPid(pid: number): Promise<void> {
+  if (alive(pid)) process.kill(pid, 'SIGTERM');
+  await waitFor(() => !alive(pid), 15_000, `pid ${pid} to exit`).catch((err: Error) => {
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    throw err;
+  });
+}
+
+function arrivals(n: NotifyReceiver): NotifyArrivals {
+  const c = new NotifyArrivals(n);
+  clocks.push(c);
+  return c;
+}
+
+/** The master's own last line says how it ended: status 0 is an info line, else an error. */
+function cleanShutdown(a: ArbProcess, pid: number) {
+  return a.log(
+    (e) => e.pid === pid && String(e.msg).startsWith('Shutting down: Master'),
+    `master ${pid} shutting down`,
+  );
+}
 
 const APP = `export default (req, res) => res.end(JSON.stringify({ pid: process.pid }));\n`;
 
@@ -75,9 +109,41 @@ describe('sd_notify', () => {
     expect(n.states()[3]).toMatch(RELOADING);
     expect(n.states()[4]).toBe('READY=1\nSTATUS=Serving with 2 workers (reloaded)');
     expect(await a.stop()).toBe(0);
-    await waitFor(() => n.states().length >= 6, 10_000, 'STOPPING=1');
-    expect(n.states().slice(5)).toEqual(['STOPPING=1\nSTATUS=Shutting down']);
+    expect((await statesUpToNow(n)).slice(5)).toEqual(['STOPPING=1\nSTATUS=Shutting down']);
     expect(n.messages).not.toContain('WATCHDOG=1');
+  });
+
+  it('READY=1 only once every worker serves, with an app slow to import', async () => {
+    const cwd = project();
+    writeApp(cwd, 'v1', SLOW_BOOT_MS);
+    const n = await receiver();
+    const clock = arrivals(n);
+    const a = new ArbProcess(['-b', '127.0.0.1:0', '-w', '2', 'app.mjs'], {
+      cwd,
+      env: { NOTIFY_SOCKET: n.address },
+    });
+    running.push(a);
+    const address = (await a.listening()).find((l) => !l.startsWith('unix:'))!;
+    const port = Number(address.slice(address.lastIndexOf(':') + 1));
+    const ready = await waitFor(() => clock.first('READY=1'), {
+      timeoutMs: 10_000,
+      intervalMs: 5,
+      what: 'READY=1',
+    });
+    // a request sent as soon as READY=1 is seen is answered without waiting for a boot ...
+    // (before a worker listens a connection is refused: the master only binds)
+    const sent = Date.now();
+    const answer = await request({ host: '127.0.0.1', port }).then(
+      (r) => `HTTP ${r.status}`,
+      (err: Error) => err.message,
+    );
+    expect(answer, 'a request sent when READY=1 was seen').toBe('HTTP 200');
+    expect(Date.now() - sent).toBeLessThan(SLOW_BOOT_MS / 2);
+    // ... and the master logged "Serving" before it notified (same clock: both Date.now())
+    const serving = await a.ready();
+    expect(ready.at).toBeGreaterThanOrEqual(serving.time as number);
+    expect(ready.message).toBe('READY=1\nSTATUS=Serving with 2 workers');
+    expect(await a.stop()).toBe(0);
   });
 
   it('upgrade: the old master hands MAINPID over, the promoted one says MAINPID and READY', async () => {
@@ -103,24 +169,37 @@ describe('sd_notify', () => {
     ]);
     process.kill(newPid, 'SIGTERM');
     await waitFor(() => !alive(newPid), 20_000, 'the new master to stop');
-    expect(n.states()[3]).toBe('STOPPING=1\nSTATUS=Shutting down');
-    expect(n.states()).toHaveLength(4);
+    const last = await cleanShutdown(a, newPid);
+    expect(last.level).toBe(30);
+    expect((await statesUpToNow(n)).slice(3)).toEqual(['STOPPING=1\nSTATUS=Shutting down']);
   });
 
-  it('pings WATCHDOG=1 when WATCHDOG_USEC asks for it', async () => {
+  it('pings WATCHDOG=1 every WATCHDOG_USEC/2 when WATCHDOG_USEC asks for it', async () => {
     const cwd = project();
     const n = await receiver();
+    const clock = arrivals(n);
+    const usecMs = 1600;
     const a = new ArbProcess(['-b', '127.0.0.1:0', 'app.mjs'], {
       cwd,
-      env: { NOTIFY_SOCKET: n.address, WATCHDOG_USEC: '400000' },
+      env: { NOTIFY_SOCKET: n.address, WATCHDOG_USEC: String(usecMs * 1000) },
     });
     running.push(a);
     await a.ready();
-    await waitFor(
-      () => n.messages.filter((m) => m === 'WATCHDOG=1').length >= 3,
-      10_000,
-      'watchdog pings',
+    const pings = await waitFor(
+      () => {
+        const p = clock.all('WATCHDOG=1');
+        return p.length >= 6 ? p : undefined;
+      },
+      15_000,
+      '6 watchdog pings',
     );
+    const gaps = pings.slice(1).map((p, i) => p.at - pings[i]!.at);
+    const median = [...gaps].sort((x, y) => x - y)[Math.floor(gaps.length / 2)]!;
+    // half of WATCHDOG_USEC, as sd_watchdog_enabled(3) advises: not a flood of pings ...
+    expect(median, `gaps ${gaps}`).toBeGreaterThanOrEqual(usecMs * 0.4);
+    expect(median, `gaps ${gaps}`).toBeLessThanOrEqual(usecMs * 0.75);
+    // ... and never a gap systemd would kill the service for
+    expect(Math.max(...gaps), `gaps ${gaps}`).toBeLessThan(usecMs);
     expect(await a.stop()).toBe(0);
   });
 
@@ -206,8 +285,9 @@ describe('socket activation under systemd-socket-activate', () => {
     ]);
     process.kill(newPid, 'SIGTERM');
     await waitFor(() => !alive(newPid), 20_000, 'the new master to stop');
+    expect((await cleanShutdown(a, newPid)).level).toBe(30);
     // systemd's sockets are systemd's: never unlinked by arb
     expect(fs.statSync(unixPath).isSocket()).toBe(true);
-    expect(n.states().at(-1)).toBe('STOPPING=1\nSTATUS=Shutting down');
+    expect((await statesUpToNow(n)).slice(5)).toEqual(['STOPPING=1\nSTATUS=Shutting down']);
   });
 });

@@ -5,27 +5,52 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ctlJson } from './ctl-helpers.js';
 import { ArbProcess, alive, BIN, request, type Target, tempDir, waitFor } from './harness.js';
 import { LoadLoop, writeApp } from './load.js';
+import {
+  bootedPids,
+  fewestServing,
+  indexOf,
+  LatencyProbe,
+  SLOW_BOOT_MS,
+  writeOrderingConfig,
+} from './ordering.js';
 
 const running: ArbProcess[] = [];
-const loops: LoadLoop[] = [];
+const loops: { stop(): Promise<void> }[] = [];
 const dirs: string[] = [];
 /** New masters started by an upgrade (not children of the test): stopped after each test. */
 const masters = new Set<number>();
 
 afterEach(async () => {
-  for (const l of loops.splice(0)) await l.stop();
-  for (const pid of masters) {
-    if (isAlive(pid)) process.kill(pid, 'SIGTERM');
-    await waitFor(() => !isAlive(pid), 20_000, `master ${pid} to stop`).catch(() => {
-      if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-    });
+  // every step is tried even when one fails; the failures are reported after the cleanup
+  const failed: unknown[] = [];
+  const settle = async (steps: Promise<unknown>[]) => {
+    for (const r of await Promise.allSettled(steps)) {
+      if (r.status === 'rejected') failed.push(r.reason);
+    }
+  };
+  try {
+    await settle(loops.splice(0).map((l) => l.stop()));
+    // the new masters first: their workers are in the old master's logs, which its stop checks
+    await settle([...masters].map((pid) => stopMaster(pid)));
+    masters.clear();
+    await settle(running.splice(0).map((a) => a.stop()));
+  } finally {
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   }
-  masters.clear();
-  for (const a of running.splice(0)) await a.stop().catch(() => {});
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  if (failed.length > 0) throw new AggregateError(failed, 'cleanup failed');
 });
+
+/** TERM, then KILL if it is still there after a while (a cleanup: it is not our child). */
+async function stopMaster(pid: number): Promise<void> {
+  if (isAlive(pid)) process.kill(pid, 'SIGTERM');
+  await waitFor(() => !isAlive(pid), 20_000, `master ${pid} to stop`).catch((err: Error) => {
+    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    throw err;
+  });
+}
 
 /** Alive and not a zombie (a promoted master's old parent may be reaped late). */
 function isAlive(pid: number): boolean {
@@ -61,10 +86,12 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-async function start() {
+/** `slow`: the app takes SLOW_BOOT_MS to import, and every worker says when it listens. */
+async function start({ slow = false } = {}) {
   const dir = tempDir();
   dirs.push(dir);
-  writeApp(dir, 'v1');
+  writeApp(dir, 'v1', slow ? SLOW_BOOT_MS : 0);
+  if (slow) writeOrderingConfig(dir);
   const sock = path.join(dir, 's.sock');
   const pidfile = path.join(dir, 'arb.pid');
   const arb = new ArbProcess(
@@ -111,6 +138,24 @@ function runUpgrade(
     });
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** `arb upgrade`: the CLI drives the dance (USR2, wait for FILE.2, WINCH + TERM). */
+async function upgradeByPidfile(dir: string, pidfile: string): Promise<number> {
+  const result = await runUpgrade(['--pid', pidfile, '--timeout', '60'], dir);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  const newPid = readPid(pidfile)!;
+  expect(result.stdout).toContain(`master ${newPid} promoted`);
+  return newPid;
+}
+
+/** `arb ctl upgrade`: the master drives it (Arbiter.upgrade) and answers once it handed over. */
+async function upgradeByCtl(dir: string): Promise<number> {
+  const result = await ctlJson(['upgrade'], dir);
+  expect(result.stderr).toBe('');
+  expect(result.body).toMatchObject({ ok: true, new_pid: expect.any(Number) });
+  return result.body.new_pid as number;
 }
 
 /** Stops the promoted master and checks that nothing of either generation survives. */
@@ -193,36 +238,82 @@ describe('USR2 upgrade under load', () => {
     expect(fs.existsSync(sock)).toBe(false); // the promoted master owns the file now
   }, 240_000);
 
-  it('one step: `arb upgrade --pid FILE` upgrades and reports success', async () => {
-    const { dir, sock, pidfile, arb, load } = await start();
-    const oldPid = arb.pid;
-    const inode = fs.statSync(sock).ino;
-    writeApp(dir, 'v2');
-    const result = await runUpgrade(['--pid', pidfile, '--timeout', '60'], dir);
-    expect(result.stderr).toBe('');
-    expect(result.code).toBe(0);
-    const newPid = readPid(pidfile)!;
-    masters.add(newPid);
-    expect(newPid).not.toBe(oldPid);
-    expect(result.stdout).toContain(`master ${newPid} promoted`);
-    expect(isAlive(newPid)).toBe(true);
-    expect(await arb.exited()).toBe(0);
-    expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
-    expect(fs.statSync(sock).ino).toBe(inode);
-    const after = Date.now();
-    await load.progress(40);
-    expect(load.versionsSince(after)).toEqual(new Set(['v2']));
-    await load.stop();
-    expect(load.failures).toEqual([]);
-    expect(load.retried).toBe(0); // not even a reset a client would have to retry
-    await stopAll(arb, load, newPid);
-  }, 240_000);
+  it.each([
+    ['arb upgrade --pid FILE', upgradeByPidfile],
+    ['arb ctl upgrade', upgradeByCtl],
+  ])(
+    'one step with an app slow to boot (%s): the old workers retire only once the new master serves, no request waits, success reported',
+    async (_how, upgrade) => {
+      const { dir, sock, pidfile, arb, load } = await start({ slow: true });
+      const oldPid = arb.pid;
+      const inode = fs.statSync(sock).ino;
+      const probe = new LatencyProbe([await arb.tcpTarget(), { socketPath: sock }]);
+      loops.push(probe);
+      const oldWorkers = bootedPids(arb.logs, oldPid);
+      expect(oldWorkers).toHaveLength(2);
+      writeApp(dir, 'v2', SLOW_BOOT_MS);
+      const from = arb.logs.length;
+      const upgradeAt = Date.now();
+      const newPid = await upgrade(dir, pidfile);
+      masters.add(newPid);
+      expect(newPid).not.toBe(oldPid);
+      expect(await arb.exited()).toBe(0);
+      await arb.log(
+        (e) => e.pid === newPid && String(e.msg).startsWith('Serving with'),
+        'the new master serving',
+      );
+      const doneAt = Date.now();
+      await probe.stop();
+      expect(probe.failures).toEqual([]);
+      // the old workers stop accepting only after the new master said it serves ...
+      const logs = arb.logs;
+      const serving = indexOf(
+        logs,
+        (e) => e.pid === newPid && String(e.msg).startsWith('Serving with'),
+        from,
+      );
+      for (const pid of oldWorkers) {
+        const exiting = indexOf(
+          logs,
+          (e) => e.pid === pid && String(e.msg).startsWith('Worker exiting'),
+          from,
+        );
+        expect(exiting, `old worker ${pid} exiting`).toBeGreaterThan(serving);
+      }
+      // ... so 2 workers listened at every moment, and no request waited for a boot
+      const fewest = fewestServing(logs, from);
+      expect(fewest.count, `at ${fewest.at}`).toBeGreaterThanOrEqual(2);
+      expect(probe.countBetween(upgradeAt, doneAt)).toBeGreaterThan(0);
+      expect(probe.slowest(upgradeAt, doneAt).ms).toBeLessThan(SLOW_BOOT_MS / 2);
+      await waitFor(() => readPid(pidfile) === newPid, 10_000, 'promotion (pidfile renamed)');
+      expect(isAlive(newPid)).toBe(true);
+      expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
+      expect(fs.statSync(sock).ino).toBe(inode);
+      const after = Date.now();
+      await load.progress(40);
+      expect(load.versionsSince(after)).toEqual(new Set(['v2']));
+      await load.stop();
+      expect(load.failures).toEqual([]);
+      expect(load.retried).toBe(0); // not even a reset a client would have to retry
+      await stopAll(arb, load, newPid);
+    },
+    240_000,
+  );
 
   it('companions never run twice during an upgrade, and their socket survives the old master', async () => {
     const dir = tempDir();
     dirs.push(dir);
     writeApp(dir, 'v1');
     const marker = `arb-upgrade-companion-${process.pid}-${Date.now()}`;
+    // each run of the companion appends its start, and its stop on TERM, to this file: the
+    // runs' own record, in the order they happened (appends to one file do not reorder)
+    const runsFile = path.join(dir, 'runs.jsonl');
+    const COMPANION = `const fs = require('node:fs');
+const note = (event) =>
+  fs.appendFileSync(process.argv[1], JSON.stringify({ event, pid: process.pid, t: Date.now() }) + '\\n');
+note('start');
+process.on('SIGTERM', () => { note('stop'); process.exit(0); });
+setInterval(() => {}, 1000);`;
     fs.writeFileSync(
       path.join(dir, 'arb.config.json'),
       JSON.stringify({
@@ -236,7 +327,7 @@ describe('USR2 upgrade under load', () => {
           workers: [
             {
               name: 'solo',
-              command: [process.execPath, '-e', 'setInterval(() => {}, 1000)', marker],
+              command: [process.execPath, '-e', COMPANION, runsFile, marker],
             },
           ],
         },
@@ -282,19 +373,12 @@ describe('USR2 upgrade under load', () => {
     arb.pids.add(before.manager.pid);
     arb.pids.add(before.companions[0].pid);
 
-    let most = 0;
-    const sampler = setInterval(() => {
-      most = Math.max(most, copies().length);
-    }, 20);
     const result = await runUpgrade(['--pid', path.join(dir, 'arb.pid'), '--timeout', '60'], dir);
     expect(result.code).toBe(0);
     const newPid = readPid(path.join(dir, 'arb.pid'))!;
     masters.add(newPid);
     expect(await arb.exited()).toBe(0);
     const after = await companion(); // the promoted master's manager answers on the same path
-    clearInterval(sampler);
-    most = Math.max(most, copies().length);
-    expect(most).toBe(1);
     expect(after.manager.pid).not.toBe(before.manager.pid);
     expect(alive(before.companions[0].pid)).toBe(false);
     expect(fs.statSync(socket).mode & 0o777).toBe(0o600);
@@ -303,6 +387,21 @@ describe('USR2 upgrade under load', () => {
     await waitFor(() => !isAlive(newPid), 30_000, `new master ${newPid} to stop`);
     masters.delete(newPid);
     await waitFor(() => copies().length === 0, 5000, 'the companion to stop with the new master');
+    // two runs, one before and one after the upgrade, the second started after the first
+    // stopped: in the file's order and by their clocks
+    const runs = fs
+      .readFileSync(runsFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: 'start' | 'stop'; pid: number; t: number });
+    expect(runs.map((r) => r.event)).toEqual(['start', 'stop', 'start', 'stop']);
+    expect(runs.map((r) => r.pid)).toEqual([
+      before.companions[0].pid,
+      before.companions[0].pid,
+      after.companions[0].pid,
+      after.companions[0].pid,
+    ]);
+    expect(runs[2]!.t).toBeGreaterThanOrEqual(runs[1]!.t);
     expect(fs.existsSync(socket)).toBe(false);
   }, 120_000);
 
