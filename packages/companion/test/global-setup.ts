@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { guardRun } from '@arb/testkit';
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { guardRun } from '@arb/testkit';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUTPUTS = [
