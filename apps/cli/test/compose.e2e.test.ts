@@ -2,7 +2,16 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ArbProcess, alive, BIN, cleanup, copyExample, EXAMPLES, tempDir, waitFor } from './harness.js';
+import {
+  ArbProcess,
+  alive,
+  BIN,
+  cleanup,
+  copyExample,
+  EXAMPLES,
+  tempDir,
+  waitFor,
+} from './harness.js';
 
 const running: ArbProcess[] = [];
 const dirs: string[] = [];

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { guardRun } from '@arb/testkit';
 import { fileURLToPath } from 'node:url';
+import { guardRun } from '@arb/testkit';
 
 // Spawned fixtures import the built package, so build it once before the suite. The
 // teardown fails the run on a process or temp dir a test left behind.

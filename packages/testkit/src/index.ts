@@ -76,4 +76,10 @@ export function exited(child: ChildProcess): Promise<number | NodeJS.Signals> {
 }
 export { NotifyReceiver } from './notify-receiver.js';
 export { freePort, retryOnPortInUse } from './ports.js';
-export { guardRun, RUN_MARKER, type RunGuardOptions, RunLeftovers, runProcesses } from './run-guard.js';
+export {
+  guardRun,
+  RUN_MARKER,
+  type RunGuardOptions,
+  RunLeftovers,
+  runProcesses,
+} from './run-guard.js';
