@@ -8,11 +8,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { managerEntry, targetRunnerEntry } from '../src/index.js';
 import {
   allRunning,
+  cleanup,
   ignoreTerm,
   NODE,
   readPids,
-  reapTracked,
-  removeTmpDirs,
   running,
   spawnManager,
   status,
@@ -22,10 +21,7 @@ import {
   waitFor,
 } from './helpers.js';
 
-afterEach(async () => {
-  await reapTracked();
-  removeTmpDirs();
-});
+afterEach(() => cleanup());
 
 describe('manager deadlines', () => {
   it('QUIT stops quickly: SIGKILL after at most 1 s, not stopTimeout', async () => {

@@ -4,10 +4,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { request, type StatusEntry } from '../src/index.js';
 import {
+  cleanup,
   type ManagerProcess,
   nodeCmd,
-  reapTracked,
-  removeTmpDirs,
   running,
   spawnManager,
   tmp,
@@ -76,15 +75,15 @@ describe('control socket fuzzing against a live manager', () => {
     track(before[0]!.pid!, before[1]!.pid!);
   });
 
-  afterAll(async () => {
-    const s = await request(sock, { cmd: 'status' });
-    const guard = (s.manager as { guard_pid: number }).guard_pid;
-    track(guard);
-    m.child.kill('SIGTERM');
-    expect((await m.exited).code).toBe(0);
-    await reapTracked();
-    removeTmpDirs();
-  });
+  afterAll(() =>
+    cleanup(async () => {
+      const s = await request(sock, { cmd: 'status' });
+      const guard = (s.manager as { guard_pid: number }).guard_pid;
+      track(guard);
+      m.child.kill('SIGTERM');
+      expect((await m.exited).code).toBe(0);
+    }),
+  );
 
   // After every test, whatever ran before it: the manager is up and the steady companions
   // are the same processes, never restarted.

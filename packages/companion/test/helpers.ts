@@ -66,6 +66,23 @@ export function companionsOf(managerPid: number): number[] {
   return found;
 }
 
+/**
+ * For afterEach/afterAll: runs `first` (stopping what the file started), then reaps the
+ * tracked processes, then removes the temp dirs; each step runs even when the one before
+ * threw, and the first failure is thrown at the end.
+ */
+export async function cleanup(first: () => Promise<void> = async () => {}): Promise<void> {
+  try {
+    await first();
+  } finally {
+    try {
+      await reapTracked();
+    } finally {
+      removeTmpDirs();
+    }
+  }
+}
+
 /** Kill whatever tracked process is left, then assert all are gone (and no orphans). */
 export async function reapTracked(): Promise<void> {
   const orphans = [...managers].flatMap(companionsOf);

@@ -13,9 +13,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { request } from '../src/index.js';
 import {
   allRunning,
+  cleanup,
   nodeCmd,
-  reapTracked,
-  removeTmpDirs,
   running,
   spawnManager,
   status,
@@ -24,10 +23,7 @@ import {
   waitFor,
 } from './helpers.js';
 
-afterEach(async () => {
-  await reapTracked();
-  removeTmpDirs();
-});
+afterEach(() => cleanup());
 
 describe('manager process', () => {
   it('starts from a JSON file, signals ready, serves status, stops on TERM leaving nothing', async () => {

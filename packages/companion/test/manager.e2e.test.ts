@@ -12,12 +12,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Manager, type ManagerOptions, type StatusEntry } from '../src/index.js';
 import {
   alive,
+  cleanup,
   cmdline,
   nodeCmd,
   pgidOf,
   readPids,
-  reapTracked,
-  removeTmpDirs,
   running,
   tmp,
   track,
@@ -32,15 +31,18 @@ function manager(opts: ManagerOptions): Manager {
   return m;
 }
 
-afterEach(async () => {
-  for (const m of managers.splice(0)) {
-    const guard = m.guardPid;
-    await m.stop({ quick: true });
-    if (guard) track(guard);
-  }
-  await reapTracked();
-  removeTmpDirs();
-});
+afterEach(() =>
+  cleanup(async () => {
+    const stops = await Promise.allSettled(
+      managers.splice(0).map(async (m) => {
+        const guard = m.guardPid;
+        if (guard) track(guard);
+        await m.stop({ quick: true });
+      }),
+    );
+    for (const r of stops) if (r.status === 'rejected') throw r.reason;
+  }),
+);
 
 const entry = (m: Manager, name: string): StatusEntry => {
   const e = m.status().find((s) => s.name === name);
