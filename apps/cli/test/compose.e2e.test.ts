@@ -2,14 +2,20 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ArbProcess, alive, BIN, EXAMPLES, tempDir, waitFor } from './harness.js';
+import {
+  ArbProcess,
+  alive,
+  BIN,
+  cleanup,
+  copyExample,
+  EXAMPLES,
+  tempDir,
+  waitFor,
+} from './harness.js';
 
 const running: ArbProcess[] = [];
 const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((a) => a.stop()));
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+afterEach(() => cleanup(running, dirs));
 
 function project(files: Record<string, string>): string {
   const d = tempDir();
@@ -35,7 +41,7 @@ const jobs = `export async function run() {
 
 describe('the hello demo (pnpm start)', () => {
   it('serves with 2 workers and runs its companion; arb companion reaches it; TERM stops everything', async () => {
-    const cwd = `${EXAMPLES}hello`;
+    const cwd = copyExample('hello', dirs);
     const a = new ArbProcess(['-b', '127.0.0.1:0'], { cwd });
     running.push(a);
     const target = await a.tcpTarget();
@@ -121,9 +127,9 @@ export default {
           ARB_COMPANION_SOCKET: path.join(cwd, 'c.sock'),
         });
         const body = r.code === 0 ? JSON.parse(r.stdout) : undefined;
-        return body?.companions?.every((c: { state: string }) => c.state === 'RUNNING')
-          ? body
-          : undefined;
+        // (an empty list, before the manager has read its config, is not "all running")
+        const list = (body?.companions ?? []) as { state: string }[];
+        return list.length === 2 && list.every((c) => c.state === 'RUNNING') ? body : undefined;
       },
       15_000,
       'both companions RUNNING',

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCtlCommand } from '../src/ctl-command.js';
 import { arb, ctlJson, rawExchange } from './ctl-helpers.js';
-import { ArbProcess, alive, request, tempDir, waitFor } from './harness.js';
+import { ArbProcess, alive, cleanup, request, tempDir, waitFor } from './harness.js';
 
 const running: ArbProcess[] = [];
 const extraPids: number[] = [];
@@ -16,8 +16,7 @@ afterEach(async () => {
       if (alive(pid)) process.kill(pid, 'SIGKILL');
     });
   }
-  await Promise.all(running.splice(0).map((a) => a.stop()));
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  await cleanup(running, dirs);
 });
 
 const APP = `export default (req, res) => res.end(JSON.stringify({ pid: process.pid }));\n`;
@@ -48,6 +47,7 @@ async function liveWorkers(cwd: string): Promise<Worker[]> {
 describe('arb ctl', () => {
   it('status: master, listeners, workers (pid, age, booted, requests, heartbeat), no companions', async () => {
     const cwd = project();
+    const startedAt = Date.now();
     const a = await start(cwd, ['-w', '2', 'app.mjs']);
     const socket = path.join(cwd, 'arb.ctl');
     expect(fs.statSync(socket).mode & 0o777).toBe(0o600);
@@ -81,12 +81,19 @@ describe('arb ctl', () => {
     });
     expect(body.listeners).toHaveLength(1);
     expect(body.workers).toHaveLength(2);
+    // seconds, rounded to 1/100: spawned after this test started, and a worker is stamped
+    // at its spawn, so its heartbeat is never older than its uptime (nor than the 30 s
+    // timeout it would have been killed at)
+    const testSeconds = (Date.now() - startedAt) / 1000;
     for (const w of body.workers) {
       expect(w).toMatchObject({ state: 'ready', booted: true });
       expect(typeof w.pid).toBe('number');
       expect(w.age).toBeGreaterThan(0);
-      expect(w.uptime).toBeGreaterThanOrEqual(0);
+      expect(w.uptime).toBeGreaterThan(0);
+      expect(w.uptime).toBeLessThanOrEqual(testSeconds + 0.01);
       expect(w.last_heartbeat).toBeGreaterThanOrEqual(0);
+      expect(w.last_heartbeat).toBeLessThanOrEqual(w.uptime + 0.01);
+      expect(w.last_heartbeat).toBeLessThan(30);
     }
     expect(body.companions).toBeNull();
 

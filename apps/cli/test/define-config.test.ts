@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type ArbConfig, defineConfig } from '../src/index.js';
+import { configSchema, describeIssues } from '../src/schema.js';
 
 // The type assertions below are checked by `tsc --noEmit` (the typecheck task that runs
 // before the tests): a @ts-expect-error that no longer errors fails the build.
@@ -31,6 +32,15 @@ describe('defineConfig', () => {
     const unknownKey: ArbConfig = { wrokers: 2 };
     // @ts-expect-error a hook's first parameter is the server view, not a number
     const badHook: ArbConfig = { onStarting: (n: number) => n };
-    expect([badType, unknownKey, badHook]).toHaveLength(3);
+
+    // the runtime schema refuses the first two as well, naming the key
+    const issues = (input: unknown) => {
+      const r = configSchema.safeParse(input);
+      return r.success ? [] : describeIssues(r.error, input);
+    };
+    expect(issues(badType)).toEqual([expect.stringMatching(/^workers: /)]);
+    expect(issues(unknownKey)).toEqual([expect.stringContaining('wrokers')]);
+    // a function's parameters cannot be seen at run time: only the type catches this one
+    expect(issues(badHook)).toEqual([]);
   });
 });

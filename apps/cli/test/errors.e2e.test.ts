@@ -2,16 +2,18 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ArbProcess, alive, tempDir } from './harness.js';
+import { ArbProcess, alive, cleanup, tempDir } from './harness.js';
 
 const running: ArbProcess[] = [];
 const dirs: string[] = [];
 const servers: net.Server[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((a) => a.stop()));
-  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+afterEach(() =>
+  cleanup(
+    running,
+    dirs,
+    servers.splice(0).map((s) => () => new Promise((r) => s.close(r))),
+  ),
+);
 
 function setup(files: Record<string, string>): string {
   const d = tempDir();

@@ -1,13 +1,18 @@
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ArbProcess, EXAMPLES, request } from './harness.js';
+import { ArbProcess, cleanup, EXAMPLES, request, tempDir } from './harness.js';
 
 const running: ArbProcess[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((a) => a.stop()));
-});
+const dirs: string[] = [];
+afterEach(() => cleanup(running, dirs));
 
+// The apps run where they are (their frameworks resolve from there); the one file arb
+// writes, its control socket, goes to a temp dir instead of the source tree.
 function arb(args: string[]) {
-  const a = new ArbProcess(args, { cwd: `${EXAMPLES}frameworks` });
+  const dir = tempDir();
+  dirs.push(dir);
+  const ctl = ['--ctl-socket', path.join(dir, 'arb.ctl')];
+  const a = new ArbProcess([...ctl, ...args], { cwd: `${EXAMPLES}frameworks` });
   running.push(a);
   return a;
 }

@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { alive, tempDir as tempDirIn, waitFor } from '@arb/testkit';
 
@@ -8,6 +10,68 @@ export const tempDir = (): string => tempDirIn('arbe-');
 
 export const BIN = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
 export const EXAMPLES = fileURLToPath(new URL('../../../examples/', import.meta.url));
+
+/**
+ * A copy of `examples/<name>` in a fresh temp dir (pushed on `dirs`), its node_modules a link
+ * to the example's own: arb writes its sockets (arb.ctl, companions.sock) into the working
+ * directory, which must not be the source tree.
+ */
+export function copyExample(name: string, dirs: string[]): string {
+  const from = path.join(EXAMPLES, name);
+  const to = tempDir();
+  dirs.push(to);
+  fs.cpSync(from, to, {
+    recursive: true,
+    filter: (src) => path.relative(from, src).split(path.sep)[0] !== 'node_modules',
+  });
+  fs.symlinkSync(path.join(from, 'node_modules'), path.join(to, 'node_modules'));
+  return to;
+}
+
+/**
+ * afterEach of the e2e files: stops every arb (all of them, even when one fails to stop
+ * cleanly), then removes the dirs whatever happened, then reports every failure.
+ */
+export async function cleanup(
+  running: ArbProcess[],
+  dirs: string[] = [],
+  more: (() => Promise<unknown>)[] = [],
+): Promise<void> {
+  const results = await Promise.allSettled([
+    ...running.splice(0).map((a) => a.stop()),
+    ...more.map((f) => f()),
+  ]);
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  const failed = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failed.length === 1) throw failed[0];
+  if (failed.length > 1) throw new AggregateError(failed, `${failed.length} cleanups failed`);
+}
+
+/**
+ * The TCP ports a process listens on itself (its own descriptors, read from /proc): what
+ * a port scan of that process would find.
+ */
+export function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ['tcp', 'tcp6']) {
+    const rows = fs.readFileSync(`/proc/${pid}/net/${table}`, 'utf8').trim().split('\n').slice(1);
+    for (const row of rows) {
+      const f = row.trim().split(/\s+/);
+      // f[1] local address:port (hex), f[3] state (0A = LISTEN), f[9] inode
+      if (f[3] === '0A' && inodes.has(f[9]!)) ports.push(Number.parseInt(f[1]!.split(':')[1]!, 16));
+    }
+  }
+  return ports.sort((a, b) => a - b);
+}
 
 export type Target = { port: number; host: string } | { socketPath: string };
 

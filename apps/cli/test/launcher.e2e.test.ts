@@ -2,15 +2,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ArbProcess, request, tempDir } from './harness.js';
+import { ArbProcess, cleanup, request, tempDir } from './harness.js';
 
 const LAUNCHER = fileURLToPath(new URL('../bin/arb', import.meta.url));
 const running: ArbProcess[] = [];
 const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((a) => a.stop()));
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+afterEach(() => cleanup(running, dirs));
 
 describe('the arb launcher (bin/arb)', () => {
   it('runs the master lean, but the workers with full Node.js (optimizer and WebAssembly)', async () => {

@@ -2,14 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ctlJson, httpGet, parseMetrics } from './ctl-helpers.js';
-import { ArbProcess, request, tempDir, waitFor } from './harness.js';
+import { ArbProcess, cleanup, listeningPorts, request, tempDir, waitFor } from './harness.js';
 
 const running: ArbProcess[] = [];
 const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((a) => a.stop()));
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+afterEach(() => cleanup(running, dirs));
 
 const APP = `export default (req, res) => {
   if (req.url === '/hang') for (;;);
@@ -123,9 +120,23 @@ describe('--metrics-bind', () => {
       'reload exits counted',
     );
     expect((await request(target)).status).toBe(200);
-    // only GET and HEAD
-    const post = await httpGet(url.replace('/metrics', '/anything'));
-    expect(post.status).toBe(200);
+
+    // only GET and HEAD, on any path
+    const metricsAt = new URL(url);
+    const endpoint = { host: metricsAt.hostname, port: Number(metricsAt.port) };
+    const other = await request(endpoint, { path: '/anything' });
+    expect(other.status).toBe(200);
+    expect(other.body).toMatch(/^# HELP arb_/m);
+    const head = await request(endpoint, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers['content-type']).toMatch(/^text\/plain/);
+    expect(head.body).toBe('');
+    for (const method of ['POST', 'PUT', 'DELETE']) {
+      const refused = await request(endpoint, { method, body: 'x' });
+      expect(refused.status).toBe(405);
+      expect(refused.headers.allow).toBe('GET, HEAD');
+      expect(refused.body).toBe('');
+    }
   });
 
   it('counts max-requests and timeout exits', async () => {
@@ -182,11 +193,17 @@ describe('--metrics-bind', () => {
     a.pids.add(companions[0]!.pid);
   });
 
-  it('without --metrics-bind nothing listens and the master keeps no event-loop monitor', async () => {
-    const cwd = project();
-    const a = new ArbProcess(['-b', '127.0.0.1:0', 'app.mjs'], { cwd });
-    running.push(a);
-    await a.ready();
-    expect(a.logs.some((e) => typeof e.metrics === 'string')).toBe(false);
+  it('the master listens on a metrics port only with --metrics-bind', async () => {
+    const plain = new ArbProcess(['-b', '127.0.0.1:0', 'app.mjs'], { cwd: project() });
+    running.push(plain);
+    const app = (await plain.tcpTarget()) as { port: number };
+    expect(listeningPorts(plain.pid)).toEqual([app.port]);
+    expect(plain.logs.some((e) => typeof e.metrics === 'string')).toBe(false);
+
+    // the same check sees the metrics port when there is one
+    const { a, url } = await start(project(), ['app.mjs']);
+    const served = (await a.tcpTarget()) as { port: number };
+    const metricsPort = Number(new URL(url).port);
+    expect(listeningPorts(a.pid)).toEqual([served.port, metricsPort].sort((x, y) => x - y));
   });
 });

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Manager, runCompanionCommand } from '../src/index.js';
-import { reapTracked, removeTmpDirs, tmp, track, waitFor } from './helpers.js';
+import { cleanup, tmp, track, waitFor } from './helpers.js';
 
 interface Run {
   code: number;
@@ -82,13 +82,13 @@ describe('arb companion against a manager', () => {
     await waitFor(() => m.status().every((s) => s.state === 'RUNNING'));
     track(...m.status().map((s) => s.pid!));
   });
-  afterAll(async () => {
-    const guard = m.guardPid;
-    await m.stop();
-    if (guard) track(guard);
-    await reapTracked();
-    removeTmpDirs();
-  });
+  afterAll(() =>
+    cleanup(async () => {
+      const guard = m.guardPid;
+      if (guard) track(guard);
+      await m.stop();
+    }),
+  );
 
   it('status: JSON when not a terminal or with --json, using ARB_COMPANION_SOCKET', async () => {
     const r = await run(['status'], { env: { ARB_COMPANION_SOCKET: sock } });

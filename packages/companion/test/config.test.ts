@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildCompanionConfigs,
   CompanionConfigError,
@@ -11,9 +11,13 @@ import {
 } from '../src/index.js';
 import { removeTmpDirs, tmp } from './helpers.js';
 
-const base = tmp();
-mkdirSync(join(base, 'ops'));
-writeFileSync(join(base, 'jobs.js'), 'export function run() {}\n');
+// Made when the tests run, not when the file is collected (an import has no cleanup).
+let base = '';
+beforeAll(() => {
+  base = tmp();
+  mkdirSync(join(base, 'ops'));
+  writeFileSync(join(base, 'jobs.js'), 'export function run() {}\n');
+});
 afterAll(removeTmpDirs);
 
 const build = (input: unknown) => buildCompanionConfigs(input, { baseDir: base });
@@ -357,7 +361,11 @@ describe('managerIdentity', () => {
 });
 
 describe('managerStopTimeout', () => {
-  const opts = { baseDir: base };
+  const opts = {
+    get baseDir() {
+      return base;
+    },
+  };
   it('uses an explicit value, 0 included', () => {
     expect(managerStopTimeout({ managerStopTimeout: 120, workers: [job] }, opts)).toBe(120);
     expect(managerStopTimeout({ managerStopTimeout: 0, workers: [job] }, opts)).toBe(0);

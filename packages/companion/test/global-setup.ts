@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { guardRun } from '@arb/testkit';
 
 const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUTPUTS = [
@@ -34,9 +35,10 @@ function distIsFresh(): boolean {
 /**
  * Spawned processes (manager, guard, target runner) run the built JS, so build once
  * before the tests, unless dist is already fresh: rebuilding cleans dist, which would
- * briefly pull it from under anyone else using the package at the same time.
+ * briefly pull it from under anyone else using the package at the same time. The teardown
+ * fails the run on a process or temp dir a test left behind.
  */
-export default function setup(): void {
-  if (distIsFresh()) return;
-  execFileSync('npx', ['tsup'], { cwd: packageDir, stdio: 'pipe' });
+export default function setup(): () => Promise<void> {
+  if (!distIsFresh()) execFileSync('npx', ['tsup'], { cwd: packageDir, stdio: 'pipe' });
+  return guardRun({ suite: '@arb/companion' });
 }

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { alive, tempDir, waitFor } from '@arb/testkit';
-import { managerEntry } from '../src/index.js';
+import { managerEntry, request, type StatusEntry } from '../src/index.js';
 
 export { alive, waitFor };
 /** True while a process exists and is not a zombie. */
@@ -64,6 +64,23 @@ export function companionsOf(managerPid: number): number[] {
     }
   }
   return found;
+}
+
+/**
+ * For afterEach/afterAll: runs `first` (stopping what the file started), then reaps the
+ * tracked processes, then removes the temp dirs; each step runs even when the one before
+ * threw, and the first failure is thrown at the end.
+ */
+export async function cleanup(first: () => Promise<void> = async () => {}): Promise<void> {
+  try {
+    await first();
+  } finally {
+    try {
+      await reapTracked();
+    } finally {
+      removeTmpDirs();
+    }
+  }
 }
 
 /** Kill whatever tracked process is left, then assert all are gone (and no orphans). */
@@ -140,4 +157,39 @@ export function spawnManager(
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
   return { child, pid: child.pid!, ready, exited, logs: () => out };
+}
+
+/** The manager's status over its socket (which must answer ok). */
+export async function status(
+  sock: string,
+): Promise<{ companions: StatusEntry[]; manager: { pid: number; guard_pid: number | null } }> {
+  const r = await request(sock, { cmd: 'status' });
+  if (r.ok !== true) throw new Error(`status failed: ${JSON.stringify(r)}`);
+  return r as never;
+}
+
+/** Waits until the manager reports `n` companions, all RUNNING. */
+export async function allRunning(sock: string, n: number): Promise<StatusEntry[]> {
+  return waitFor(
+    async () => {
+      const s = await status(sock);
+      return s.companions.length === n && s.companions.every((c) => c.state === 'RUNNING')
+        ? s.companions
+        : null;
+    },
+    10_000,
+    `${n} companions RUNNING`,
+  );
+}
+
+/** Node code that ignores SIGTERM and stays up. */
+export const ignoreTerm = "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000);";
+
+/** A command companion that ignores SIGTERM and has a child that does too; pids in `file`. */
+export function stubbornWithChild(file: string): string[] {
+  // Handlers first: the pid in the file means "ready to ignore SIGTERM".
+  const child = `${ignoreTerm} require('fs').appendFileSync(${JSON.stringify(file)}, process.pid + '\\n');`;
+  return nodeCmd(
+    `${ignoreTerm} require('child_process').spawn(process.execPath, ['-e', ${JSON.stringify(child)}], { stdio: 'ignore' }); require('fs').appendFileSync(${JSON.stringify(file)}, process.pid + '\\n');`,
+  );
 }

@@ -12,14 +12,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Manager, type ManagerOptions, type StatusEntry } from '../src/index.js';
 import {
   alive,
+  cleanup,
   cmdline,
   nodeCmd,
   pgidOf,
   readPids,
-  reapTracked,
-  removeTmpDirs,
   running,
-  sleep,
   tmp,
   track,
   waitFor,
@@ -33,15 +31,18 @@ function manager(opts: ManagerOptions): Manager {
   return m;
 }
 
-afterEach(async () => {
-  for (const m of managers.splice(0)) {
-    const guard = m.guardPid;
-    await m.stop({ quick: true });
-    if (guard) track(guard);
-  }
-  await reapTracked();
-  removeTmpDirs();
-});
+afterEach(() =>
+  cleanup(async () => {
+    const stops = await Promise.allSettled(
+      managers.splice(0).map(async (m) => {
+        const guard = m.guardPid;
+        if (guard) track(guard);
+        await m.stop({ quick: true });
+      }),
+    );
+    for (const r of stops) if (r.status === 'rejected') throw r.reason;
+  }),
+);
 
 const entry = (m: Manager, name: string): StatusEntry => {
   const e = m.status().find((s) => s.name === name);
@@ -141,18 +142,24 @@ describe('Manager with real processes', () => {
     const dir = tmp();
     writeFileSync(
       join(dir, 'waits.mjs'),
-      "export async function run() { await new Promise((r) => process.once('SIGTERM', r)); }\n",
+      "import fs from 'node:fs';\nexport async function run() { fs.writeFileSync('in-run', ''); await new Promise((r) => process.once('SIGTERM', r)); }\n",
     );
     const m = manager({
       baseDir: dir,
       companions: {
-        workers: [{ name: 'waits', target: './waits.mjs:run', startSecs: 0.3, stopTimeout: 2 }],
+        // a run() that lets the event loop drain would end within milliseconds of its call:
+        // living through startSecs proves it is still awaited
+        workers: [{ name: 'waits', target: './waits.mjs:run', startSecs: 1, stopTimeout: 2 }],
       },
+    });
+    const states: string[] = [];
+    m.on('state', (name, state) => {
+      if (name === 'waits') states.push(state);
     });
     await m.start();
     const up = await waitState(m, 'waits', 'RUNNING');
-    // Well past startSecs it is still the same process, not a clean exit and a restart.
-    await new Promise((r) => setTimeout(r, 600));
+    expect(existsSync(join(dir, 'in-run'))).toBe(true);
+    expect(states).toEqual(['STARTING', 'RUNNING']);
     expect(entry(m, 'waits')).toMatchObject({ state: 'RUNNING', pid: up.pid, exits: 0 });
     await m.stop();
     expect(entry(m, 'waits')).toMatchObject({ state: 'STOPPED', exit_code: 0 });
@@ -248,8 +255,8 @@ describe('Manager with real processes', () => {
     const fatal = await waitState(m, 'flaky', 'FATAL');
     expect(fatal).toMatchObject({ pid: null, failed_starts: 3, exits: 3, exit_code: 2 });
     expect(fatal.description).toBe('fatal, exited with status 2, gave up after 3 failed starts');
-    // FATAL is final: nothing is retried.
-    await sleep(300);
+    // FATAL is final: no process, and no retry armed (the only way it would run again).
+    expect(m.get('flaky')!.info()).toMatchObject({ pid: null, retryIn: null, nextRetryAt: null });
     expect(readPids(pids)).toHaveLength(3);
     unlinkSync(join(dir, 'fail'));
     expect(await m.handle({ cmd: 'start', name: 'flaky' })).toEqual({
@@ -424,8 +431,11 @@ describe('Manager with real processes', () => {
         existsSync(join(dir, 'out.log')) &&
         readFileSync(join(dir, 'out.log'), 'utf8').includes('tick'),
     );
+    // five more ticks land in the new file, none in the old one
     const before = readFileSync(join(dir, 'out.log.1'), 'utf8').length;
-    await sleep(200);
+    const ticks = () => readFileSync(join(dir, 'out.log'), 'utf8').split('tick').length - 1;
+    const now = ticks();
+    await waitFor(() => ticks() >= now + 5, 5000, 'five more ticks in out.log');
     expect(readFileSync(join(dir, 'out.log.1'), 'utf8').length).toBe(before);
   });
 

@@ -8,9 +8,20 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Arbiter } from '../src/arbiter.js';
 import { HaltServer } from '../src/errors.js';
 import { MASTER_SIGNALS } from '../src/signals.js';
-import { type Fakes, FIXTURES, fakes } from './helpers.js';
+import { type Fakes, FIXTURES, fakes, tempDir } from './helpers.js';
 
 const APP = path.join(FIXTURES, 'app-pid.mjs');
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+/** A temp dir removed after the test, whatever its outcome. */
+function scratch(): string {
+  const d = tempDir();
+  dirs.push(d);
+  return d;
+}
 
 function make(config: Record<string, unknown> = {}, f: Fakes = fakes()) {
   const arbiter = new Arbiter({ app: APP, timeout: 2, gracefulTimeout: 0.2, ...config }, f.deps);
@@ -537,7 +548,7 @@ describe('stop', () => {
   });
 
   it('halt: stop, one line, pidfile removed, onExit, the status', async () => {
-    const dir = fs.mkdtempSync('/tmp/arbk-');
+    const dir = scratch();
     const onExit = vi.fn();
     const { arbiter, f } = make({ pidfile: path.join(dir, 'pid'), onExit });
     await arbiter.start();
@@ -549,14 +560,13 @@ describe('stop', () => {
     expect(f.log.at('error').map((l) => l.msg)).toEqual([
       'Shutting down: Master. Reason: Worker (pid:5) failed to boot: x',
     ]);
-    fs.rmSync(dir, { recursive: true });
   });
 });
 
 describe('start order', () => {
   it('worker count, preload, pidfile, onStarting, listeners, whenReady', async () => {
     const order: string[] = [];
-    const dir = fs.mkdtempSync('/tmp/arbk-');
+    const dir = scratch();
     const pidfile = path.join(dir, 'pid');
     const f = fakes();
     f.deps.createListeners = vi.fn(async () => {
@@ -582,11 +592,10 @@ describe('start order', () => {
     ]);
     expect(f.children).toHaveLength(0); // workers come after start()
     arbiter.pidfile?.unlink();
-    fs.rmSync(dir, { recursive: true });
   });
 
   it('a startup failure returns 1 and leaves no pidfile', async () => {
-    const dir = fs.mkdtempSync('/tmp/arbk-');
+    const dir = scratch();
     const pidfile = path.join(dir, 'pid');
     const { arbiter, f } = make({
       pidfile,
@@ -597,7 +606,6 @@ describe('start order', () => {
     expect(await arbiter.run()).toBe(1);
     expect(fs.existsSync(pidfile)).toBe(false);
     expect(f.log.at('error').map((l) => l.msg)).toEqual(['Error: not today']);
-    fs.rmSync(dir, { recursive: true });
   });
 });
 

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { guardRun } from '@arb/testkit';
 
 const pkgDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -18,9 +19,10 @@ function newest(dir: string): number {
 /**
  * The e2e tests spawn real masters and workers: they need dist/ built from the current
  * sources. Rebuilt only when stale, so that a second run does not wipe dist/ (tsup cleans
- * it) under the feet of a run in progress.
+ * it) under the feet of a run in progress. The teardown fails the run on a process or temp
+ * dir a test left behind.
  */
-export default function setup(): void {
+export default function setup(): () => Promise<void> {
   const built = path.join(pkgDir, 'dist', 'worker-main.js');
   const sources = Math.max(
     newest(path.join(pkgDir, 'src')),
@@ -28,6 +30,8 @@ export default function setup(): void {
     fs.statSync(path.join(pkgDir, 'package.json')).mtimeMs,
   );
   const index = path.join(pkgDir, 'dist', 'index.js');
-  if (fs.existsSync(built) && fs.existsSync(index) && fs.statSync(index).mtimeMs >= sources) return;
-  execFileSync('npx', ['tsup', '--silent'], { cwd: pkgDir, stdio: 'inherit' });
+  const fresh =
+    fs.existsSync(built) && fs.existsSync(index) && fs.statSync(index).mtimeMs >= sources;
+  if (!fresh) execFileSync('npx', ['tsup', '--silent'], { cwd: pkgDir, stdio: 'inherit' });
+  return guardRun({ suite: '@arb/core' });
 }

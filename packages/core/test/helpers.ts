@@ -197,27 +197,40 @@ export function loggedWorkerPids(master: Master): number[] {
   return [...master.log().matchAll(/Booting worker with pid: (\d+)/g)].map((m) => Number(m[1]));
 }
 
-/** Stops every master still running (SIGKILL after a grace), and checks all pids are gone. */
+/**
+ * Stops every master still running (SIGKILL after a grace) and checks all pids are gone;
+ * every master is stopped and every dir removed even when one check fails, and the
+ * failures are thrown at the end.
+ */
 export async function cleanupMasters(): Promise<void> {
-  for (const m of running) {
-    if (m.proc.exitCode === null && m.proc.signalCode === null) {
-      m.proc.kill('SIGTERM');
-      const timer = setTimeout(() => m.proc.kill('SIGKILL'), 8000);
-      await m.exited;
-      clearTimeout(timer);
-    }
-    const pids = [...m.seenPids, ...loggedWorkerPids(m)];
-    // orphaned workers exit within a second of their master's death
-    await waitFor(() => pids.every((p) => !isAlive(p)), {
-      what: `workers ${pids} gone`,
-      timeoutMs: 5000,
-    }).catch((err) => {
-      for (const p of pids) if (isAlive(p)) process.kill(p, 'SIGKILL');
-      throw err;
-    });
-    fs.rmSync(m.dir, { recursive: true, force: true });
+  const failures: unknown[] = [];
+  for (const m of [...running]) {
     running.delete(m);
+    try {
+      if (m.proc.exitCode === null && m.proc.signalCode === null) {
+        m.proc.kill('SIGTERM');
+        const timer = setTimeout(() => m.proc.kill('SIGKILL'), 8000);
+        await m.exited;
+        clearTimeout(timer);
+      }
+      const pids = [...m.seenPids, ...loggedWorkerPids(m)];
+      // orphaned workers exit within a second of their master's death
+      await waitFor(() => pids.every((p) => !isAlive(p)), {
+        what: `workers ${pids} gone`,
+        timeoutMs: 5000,
+      }).catch((err) => {
+        for (const p of pids) if (isAlive(p)) process.kill(p, 'SIGKILL');
+        throw err;
+      });
+    } catch (err) {
+      failures.push(err);
+    } finally {
+      fs.rmSync(m.dir, { recursive: true, force: true });
+    }
   }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1)
+    throw new AggregateError(failures, `${failures.length} masters left processes`);
 }
 
 export interface Reply {
@@ -285,5 +298,25 @@ export async function pidsAnswering(
     const r = await request(master, '/', { via });
     if (r.json) pids.add(r.json.pid);
   }
+  return pids;
+}
+
+/** Sends concurrent requests that each hold their worker a little until `n` distinct pids answered. */
+export async function distinctPids(
+  master: Master,
+  n: number,
+  via: 'tcp' | 'unix' = 'tcp',
+): Promise<Set<number>> {
+  const pids = new Set<number>();
+  await waitFor(
+    async () => {
+      const replies = await Promise.all(
+        Array.from({ length: n * 2 }, () => request(master, '/block?ms=20', { via })),
+      );
+      for (const r of replies) if (r.json) pids.add(r.json.pid);
+      return pids.size >= n;
+    },
+    { what: `${n} distinct workers answering over ${via}`, timeoutMs: 15_000, intervalMs: 1 },
+  );
   return pids;
 }

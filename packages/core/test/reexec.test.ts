@@ -59,7 +59,7 @@ describe('re-exec (seed cases 6-9)', () => {
     expect(options.cwd).toBe(process.cwd());
     expect(options.env.ARB_FD).toBe('3,4'); // not the master's 14,15
     expect(options.env.ARB_PID).toBe(String(process.pid));
-    expect(options.env.ARB_LISTENERS).toBeDefined();
+    expect(options.env.ARB_LISTENERS).toBe('127.0.0.1:4001,127.0.0.1:4002');
     expect(options.env.LISTEN_FDS).toBeUndefined();
     // the original environment: `env` settings are re-applied by the new master itself
     expect(options.env.ARB_RETEST_SETTING).toBeUndefined();

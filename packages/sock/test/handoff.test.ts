@@ -10,9 +10,12 @@ const opened: Listener[] = [];
 const dirs: string[] = [];
 
 afterEach(async () => {
-  await procs.stopAll();
-  close(opened.splice(0), { unlink: true });
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  try {
+    await procs.stopAll();
+  } finally {
+    close(opened.splice(0), { unlink: true });
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  }
 });
 
 async function listeners(addresses: string[], backlog?: number) {

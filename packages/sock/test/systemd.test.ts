@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
+import { retryOnPortInUse } from '@arb/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { listenFds, systemdFds } from '../src/index.js';
-import { fixture, get, jsonLines, Procs, tempDir, waitFor } from './helpers.js';
+import { fixture, get, jsonLines, Procs, tempDir } from './helpers.js';
 
 // gunicorn tests/test_systemd.py, both values of `unset`.
 describe.each([true, false])('listenFds (unsetEnv: %s)', (unsetEnv) => {
@@ -51,46 +52,60 @@ describe('systemdFds', () => {
 const procs = new Procs();
 const dirs: string[] = [];
 afterEach(async () => {
-  await procs.stopAll();
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  try {
+    await procs.stopAll();
+  } finally {
+    for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  }
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** Runs the worker fixture under the real systemd-socket-activate (it execs in place). */
-async function activate(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = procs.spawn(
-    'systemd-socket-activate',
-    [...args, process.execPath, fixture('worker.mjs')],
-    {
+/**
+ * Runs `command` under the real systemd-socket-activate (it execs in place), listening on
+ * `listen(port)` for a free TCP port; another port is tried when that one was taken
+ * meanwhile (the activator cannot pick one itself).
+ */
+async function activate(
+  listen: (port: number) => string[],
+  command: string[],
+  env: NodeJS.ProcessEnv = {},
+) {
+  return retryOnPortInUse(async (port) => {
+    const child = procs.spawn('systemd-socket-activate', [...listen(port), ...command], {
       env: { ...process.env, ...env },
-    },
-  );
-  let stderr = '';
-  child.stderr!.on('data', (d) => {
-    stderr += d;
+    });
+    const lines = jsonLines(child);
+    let stderr = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.off('exit', onExit);
+        reject(new Error(`systemd-socket-activate did not listen in 10 s: ${stderr}`));
+      }, 10_000);
+      const onExit = () => {
+        clearTimeout(timer);
+        reject(new Error(`systemd-socket-activate exited: ${stderr}`));
+      };
+      child.once('exit', onExit);
+      child.stderr!.on('data', (d) => {
+        stderr += d;
+        if (!/Listening on/.test(stderr)) return;
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        resolve();
+      });
+    });
+    return { child, lines, port };
   });
-  await waitFor(() => /Listening on/.test(stderr), 10_000, 'systemd-socket-activate to listen');
-  return { child, lines: jsonLines(child) };
 }
 
 describe('adoption under systemd-socket-activate', () => {
   it('serves HTTP on socket-activated TCP and unix sockets, with their names', async () => {
-    const port = await freePort();
     const d = tempDir();
     dirs.push(d);
     const sock = `${d}/sd.sock`;
-    const { child, lines } = await activate([
-      `--listen=127.0.0.1:${port}`,
-      `--listen=${sock}`,
-      '--fdname=web:admin',
-    ]);
+    const { child, lines, port } = await activate(
+      (p) => [`--listen=127.0.0.1:${p}`, `--listen=${sock}`, '--fdname=web:admin'],
+      [process.execPath, fixture('worker.mjs')],
+    );
     // The first connection makes systemd-socket-activate start the service.
     const first = get({ port, host: '127.0.0.1' });
     const ready = await lines.next((m) => m.ready === true);
@@ -108,24 +123,12 @@ describe('adoption under systemd-socket-activate', () => {
   });
 
   it('ignores LISTEN_FDS when LISTEN_PID names another process', async () => {
-    const port = await freePort();
     // The fixture runs under a shell, so LISTEN_PID is the shell's parent's, not the worker's.
-    const child = procs.spawn(
-      'systemd-socket-activate',
-      [
-        `--listen=127.0.0.1:${port}`,
-        '/bin/sh',
-        '-c',
-        `LISTEN_PID=1 exec "${process.execPath}" "${fixture('worker.mjs')}"`,
-      ],
-      { env: { ...process.env, KEEP_ENV: '0' } },
+    const { lines, port } = await activate(
+      (p) => [`--listen=127.0.0.1:${p}`],
+      ['/bin/sh', '-c', `LISTEN_PID=1 exec "${process.execPath}" "${fixture('worker.mjs')}"`],
+      { KEEP_ENV: '0' },
     );
-    const lines = jsonLines(child);
-    let stderr = '';
-    child.stderr!.on('data', (d) => {
-      stderr += d;
-    });
-    await waitFor(() => /Listening on/.test(stderr), 10_000, 'systemd-socket-activate to listen');
     const probe = net.connect(port, '127.0.0.1');
     probe.on('error', () => {});
     const ready = await lines.next((m) => m.ready === true);

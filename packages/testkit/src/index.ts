@@ -75,3 +75,11 @@ export function exited(child: ChildProcess): Promise<number | NodeJS.Signals> {
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
 }
 export { NotifyReceiver } from './notify-receiver.js';
+export { freePort, retryOnPortInUse } from './ports.js';
+export {
+  guardRun,
+  RUN_MARKER,
+  type RunGuardOptions,
+  RunLeftovers,
+  runProcesses,
+} from './run-guard.js';
