@@ -1,7 +1,6 @@
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { NotifyReceiver } from '@arb/testkit';
+import { NotifyReceiver, retryOnPortInUse } from '@arb/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ctlJson } from './ctl-helpers.js';
 import { ArbProcess, alive, request, tempDir, waitFor } from './harness.js';
@@ -71,14 +70,6 @@ async function receiver(address?: string): Promise<NotifyReceiver> {
   receivers.push(r);
   await r.ready();
   return r;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 const RELOADING = /^RELOADING=1\nMONOTONIC_USEC=\d+\nSTATUS=Reloading$/;
@@ -217,25 +208,33 @@ describe('sd_notify', () => {
 describe('socket activation under systemd-socket-activate', () => {
   it('adopts TCP and unix sockets, notifies, reloads and upgrades on them, never unlinks them', async () => {
     const cwd = project();
-    const port = await freePort();
     const unixPath = path.join(cwd, 'web.sock');
     const n = await receiver();
-    const a = new ArbProcess(['-w', '2', 'app.mjs'], {
-      cwd,
-      env: { NOTIFY_SOCKET: n.address },
-      // systemd-socket-activate passes on only the variables named with -E
-      wrap: [
-        'systemd-socket-activate',
-        '-l',
-        `127.0.0.1:${port}`,
-        '-l',
-        unixPath,
-        '-E',
-        `NOTIFY_SOCKET=${n.address}`,
-      ],
+    // The activator cannot be told to pick a port: retry when the free one was taken meanwhile.
+    const { a, port } = await retryOnPortInUse(async (port) => {
+      fs.rmSync(unixPath, { force: true });
+      const a = new ArbProcess(['-w', '2', 'app.mjs'], {
+        cwd,
+        env: { NOTIFY_SOCKET: n.address },
+        // systemd-socket-activate passes on only the variables named with -E
+        wrap: [
+          'systemd-socket-activate',
+          '-l',
+          `127.0.0.1:${port}`,
+          '-l',
+          unixPath,
+          '-E',
+          `NOTIFY_SOCKET=${n.address}`,
+        ],
+      });
+      running.push(a);
+      const listening = await Promise.race([
+        waitFor(() => /Listening on/.test(a.stderr), 10_000, 'systemd-socket-activate to listen'),
+        a.exited().then(() => false),
+      ]);
+      if (!listening) throw new Error(`systemd-socket-activate: ${a.stderr}`);
+      return { a, port };
     });
-    running.push(a);
-    await waitFor(() => /Listening on/.test(a.stderr), 10_000, 'systemd-socket-activate to listen');
     const tcp = { host: '127.0.0.1', port };
     const unix = { socketPath: unixPath };
     // the first connection starts arb

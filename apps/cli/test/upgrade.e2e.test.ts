@@ -2,8 +2,8 @@
 // TERM) with the pidfiles checked at each step, and the one-step `arb upgrade`.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { retryOnPortInUse } from '@arb/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ctlJson } from './ctl-helpers.js';
 import { ArbProcess, alive, BIN, request, type Target, tempDir, waitFor } from './harness.js';
@@ -479,41 +479,52 @@ setInterval(() => {}, 1000);`;
       writeApp(dir, 'v1');
       const sock = path.join(dir, 'sd.sock');
       const pidfile = path.join(dir, 'arb.pid');
-      const port = await freePort();
       const { ARB_CMD_ARGS: _a, PORT: _p, WEB_CONCURRENCY: _w, ...env } = process.env;
-      const child = spawn(
-        '/usr/bin/systemd-socket-activate',
-        [
-          `--listen=127.0.0.1:${port}`,
-          `--listen=${sock}`,
-          '--fdname=web:admin',
-          process.execPath,
-          BIN,
-          '-w',
-          '2',
-          '-p',
-          pidfile,
-          '--graceful-timeout',
-          '10',
-          'app.mjs',
-        ],
-        { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] },
-      );
       const logs: Record<string, unknown>[] = [];
-      let buf = '';
-      child.stderr!.setEncoding('utf8');
-      child.stderr!.on('data', (d: string) => {
-        buf += d;
-        for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
-          try {
-            logs.push(JSON.parse(buf.slice(0, i)));
-          } catch {
-            // not a log line
+      // The activator cannot be told to pick a port: retry when the free one was taken meanwhile.
+      const { child, port, exited } = await retryOnPortInUse(async (port) => {
+        fs.rmSync(sock, { force: true });
+        const child = spawn(
+          '/usr/bin/systemd-socket-activate',
+          [
+            `--listen=127.0.0.1:${port}`,
+            `--listen=${sock}`,
+            '--fdname=web:admin',
+            process.execPath,
+            BIN,
+            '-w',
+            '2',
+            '-p',
+            pidfile,
+            '--graceful-timeout',
+            '10',
+            'app.mjs',
+          ],
+          { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        let buf = '';
+        let text = '';
+        child.stderr!.setEncoding('utf8');
+        child.stderr!.on('data', (d: string) => {
+          buf += d;
+          text += d;
+          for (let i = buf.indexOf('\n'); i !== -1; i = buf.indexOf('\n')) {
+            try {
+              logs.push(JSON.parse(buf.slice(0, i)));
+            } catch {
+              // not a log line
+            }
+            buf = buf.slice(i + 1);
           }
-          buf = buf.slice(i + 1);
-        }
+        });
+        const exited = new Promise((r) => child.once('exit', r));
+        const listening = await Promise.race([
+          waitFor(() => /Listening on/.test(text), 10_000, 'systemd-socket-activate to listen'),
+          exited.then(() => false),
+        ]);
+        if (!listening) throw new Error(`systemd-socket-activate: ${text}`);
+        return { child, port, exited };
       });
-      const exited = new Promise((r) => child.once('exit', r));
       try {
         const tcp = { host: '127.0.0.1', port };
         // the first connection makes systemd-socket-activate start arb
@@ -555,14 +566,3 @@ setInterval(() => {}, 1000);`;
     180_000,
   );
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
