@@ -118,7 +118,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     flags: '--reuse-port',
     key: 'reusePort',
-    description: 'one SO_REUSEPORT socket per worker (Node.js >= 22.12)',
+    description: 'SO_REUSEPORT on the listeners: another arb may bind the same address (Node.js >= 22.12)',
   },
   {
     flags: '--umask <mode>',

@@ -30,7 +30,7 @@ export interface ArbiterSettings {
   maxRequests: number;
   /** Add a random 0..N (inclusive) to `maxRequests` per worker, so they do not restart together. */
   maxRequestsJitter: number;
-  /** Per-worker SO_REUSEPORT sockets instead of shared ones (needs Node ≥ 22.12). */
+  /** SO_REUSEPORT on the bound sockets, so another master can share the address (Node ≥ 22.12). */
   reusePort: boolean;
   /** umask applied around unix socket binds and heartbeat file creation. */
   umask: number;
