@@ -107,6 +107,8 @@ export function runProcesses(marker: string, runDir: string): StrayProcess[] {
 export function guardRun(options: RunGuardOptions): () => Promise<void> {
   const previous = { marker: process.env[RUN_MARKER], tmp: process.env.TMPDIR };
   const runDir = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'arbr-')));
+  // Searchable by others: a test that runs workers as nobody gives them a 0755 dir in here.
+  fs.chmodSync(runDir, 0o711);
   const marker = `${process.pid}-${path.basename(runDir)}`;
   process.env[RUN_MARKER] = marker;
   process.env.TMPDIR = runDir;
