@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ConfigError } from './errors.js';
 
 /** Looked for in the working directory, in this order, when no `-c` is given. */
@@ -31,6 +32,11 @@ export function findConfigFile(explicit: string | undefined, cwd: string): strin
 }
 
 const requireCache = createRequire(import.meta.url).cache;
+let generation = 0;
+
+function isTopLevelAwait(err: unknown): boolean {
+  return /await is only valid|top-level await/i.test(String((err as Error)?.message));
+}
 /** Modules a config load put in Node's require cache (jiti requires plain CJS natively). */
 const loadedByConfig = new Set<string>();
 
@@ -54,20 +60,38 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
       const jiti = createJiti(import.meta.url, {
         moduleCache: false,
         fsCache: false,
-        interopDefault: true,
+        interopDefault: false,
       });
+      let mod: unknown;
       try {
-        const mod = jiti(file) as { default?: unknown } | undefined;
-        value = mod && typeof mod === 'object' && 'default' in mod ? mod.default : mod;
+        mod = jiti(file);
+      } catch (err) {
+        if (!isTopLevelAwait(err)) throw err;
+        // A top-level await needs a real module evaluation: jiti's async path transpiles a
+        // TypeScript file afresh each time; Node's loader caches an .mjs/.js file by URL,
+        // so each load gets a URL of its own.
+        mod = /\.[cm]?ts$/.test(file)
+          ? await jiti.import(file)
+          : await import(`${pathToFileURL(file).href}?arb-config=${++generation}`);
       } finally {
         for (const key of Object.keys(requireCache)) {
           if (!before.has(key) && !key.includes(`${path.sep}node_modules${path.sep}`))
             loadedByConfig.add(key);
         }
       }
+      // An ES module's namespace has `default`; a CommonJS module is its exports object.
+      if (mod && typeof mod === 'object' && 'default' in mod) {
+        value = (mod as { default: unknown }).default;
+        if (value === null || value === undefined) {
+          throw new ConfigError(file, [
+            `the default export is ${value}: export default defineConfig({...})`,
+          ]);
+        }
+      } else value = mod;
       if (typeof value === 'function') value = await (value as () => unknown)();
     }
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new ConfigError(file, [`cannot load: ${message}`]);
   }

@@ -1,3 +1,4 @@
+import { formatAddress, parseAddress } from '@arb/sock';
 import { CommanderError } from 'commander';
 import { parse as shellParse } from 'shell-quote';
 import { findConfigFile, loadConfigFile } from './config-file.js';
@@ -79,6 +80,11 @@ export async function resolveConfig(
     throw new ConfigError('command line', [
       'no app given: arb [options] <path/to/module[:export]> (or set app in the config file)',
     ]);
+  }
+  const twice = repeatedBind((merged.bind as string[] | undefined) ?? []);
+  if (twice) {
+    // Both copies would reach the workers as two listeners on one socket: EADDRINUSE.
+    throw new ConfigError('config', [`bind: ${twice} is given twice; list each address once`]);
   }
   if ((merged.certfile === undefined) !== (merged.keyfile === undefined)) {
     throw new ConfigError('config', ['certfile and keyfile go together: set both or neither']);
@@ -194,4 +200,29 @@ function stripUndefined(o: Record<string, unknown>): Record<string, unknown> {
     out[k] = k === 'bind' && typeof v === 'string' ? [v] : v;
   }
   return out;
+}
+
+/**
+ * The first address listed twice, compared in canonical form (`[0:0::1]:80` = `[::1]:80`).
+ * Port 0 is not a duplicate: each one gets a port of its own.
+ */
+function repeatedBind(binds: readonly string[]): string | undefined {
+  const seen = new Set<string>();
+  for (const b of binds) {
+    let key = b;
+    try {
+      const a = parseAddress(b);
+      if (a.kind === 'tcp' && a.port === 0) continue;
+      key = formatAddress(
+        a.kind === 'tcp' && a.family === 6
+          ? { ...a, host: new URL(`http://[${a.host}]/`).hostname.slice(1, -1) }
+          : a,
+      );
+    } catch {
+      // a bad address is reported where it is bound, with its own message
+    }
+    if (seen.has(key)) return b;
+    seen.add(key);
+  }
+  return undefined;
 }

@@ -44,6 +44,7 @@ async function fail(args: string[], files: Record<string, string> = {}) {
     lines,
     text,
     last: text.at(-1) ?? '',
+    cwd,
     left: fs.readdirSync(cwd).filter((f) => f === 'arb.pid' || f === 'arb.sock'),
     alive: [...a.pids].filter((p) => p !== a.pid && alive(p)),
   };
@@ -137,5 +138,52 @@ describe('error paths: exit status, one clear line, nothing left behind', () => 
     expect(r.lines).toHaveLength(1);
     expect(r.lines[0]).toMatch(/^arb: .*arb\.config\.json: .*jobs.*(target|command)/);
     expect(r).toMatchObject({ left: [], alive: [] });
+  });
+
+  it('the same address bound twice → 1, naming it, before anything starts', async () => {
+    const r = await fail(['-b', '127.0.0.1:8123', '-b', '127.0.0.1:8123', 'ok.mjs']);
+    expect(r).toMatchObject({
+      code: 1,
+      lines: ['arb: config: bind: 127.0.0.1:8123 is given twice; list each address once'],
+      left: [],
+      alive: [],
+    });
+    const v6 = await fail(['-b', '[::1]:8123', '-b', '[0:0::1]:8123', 'ok.mjs']);
+    expect(v6).toMatchObject({
+      code: 1,
+      lines: ['arb: config: bind: [0:0::1]:8123 is given twice; list each address once'],
+    });
+  });
+
+  it('a config whose default export is null → 1, saying so', async () => {
+    const r = await fail(['ok.mjs'], { 'arb.config.mjs': 'export default null;\n' });
+    expect(r.code).toBe(1);
+    expect(r.lines).toEqual([
+      `arb: ${r.cwd}/arb.config.mjs: the default export is null: export default defineConfig({...})`,
+    ]);
+    expect(r).toMatchObject({ left: [], alive: [] });
+  });
+});
+
+describe('config files with a top-level await (as node imports them)', () => {
+  it.each([
+    ['arb.config.mjs', 'const n = await Promise.resolve(2);\nexport default { workers: n };\n'],
+    [
+      'arb.config.ts',
+      'const n: number = await Promise.resolve(2);\nexport default { workers: n };\n',
+    ],
+  ])('%s loads, and a HUP sees its new contents', async (name, text) => {
+    const cwd = setup({
+      'ok.mjs': 'export default (q, s) => s.end(String(process.pid))',
+      [name]: text,
+    });
+    const a = new ArbProcess(['-b', '127.0.0.1:0', '--ctl-socket', 'none', 'ok.mjs'], { cwd });
+    running.push(a);
+    expect((await a.ready()).msg).toBe('Serving with 2 workers');
+    fs.writeFileSync(path.join(cwd, name), text.replace('resolve(2)', 'resolve(3)'));
+    a.child.kill('SIGHUP');
+    await a.log((e) => e.msg === 'Reload complete', 'the reload to complete');
+    // 2 workers of the first generation, then 3 of the second
+    expect(a.logs.filter((e) => String(e.msg).startsWith('Booting worker')).length).toBe(5);
   });
 });
