@@ -60,7 +60,7 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
       const jiti = createJiti(import.meta.url, {
         moduleCache: false,
         fsCache: false,
-        interopDefault: false,
+        interopDefault: true,
       });
       let mod: unknown;
       try {
@@ -79,9 +79,14 @@ export async function loadConfigFile(file: string): Promise<Record<string, unkno
             loadedByConfig.add(key);
         }
       }
-      // An ES module's namespace has `default`; a CommonJS module is its exports object.
-      if (mod && typeof mod === 'object' && 'default' in mod) {
-        value = (mod as { default: unknown }).default;
+      // An ES module's namespace has `default`; a CommonJS module is its exports object. The
+      // own property, not `.default`: jiti's interop answers a null default with the module.
+      const own =
+        mod && typeof mod === 'object'
+          ? Object.getOwnPropertyDescriptor(mod, 'default')
+          : undefined;
+      if (own) {
+        value = own.value;
         if (value === null || value === undefined) {
           throw new ConfigError(file, [
             `the default export is ${value}: export default defineConfig({...})`,
