@@ -109,9 +109,12 @@ function counts(output) {
 const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1' };
 const releases = selected();
 
+// --env-mode=loose: the suites spawn npm, pnpm and node as a user's shell would, with the
+// machine's CA bundle and proxy settings (NODE_EXTRA_CA_CERTS, ...), which turbo's strict
+// mode strips (a pinned Node.js, unlike Debian's, then cannot reach the registry).
 const prep = await run(
   turbo,
-  ['run', 'build', 'typecheck', 'lint', '--output-logs=errors-only'],
+  ['run', 'build', 'typecheck', 'lint', '--output-logs=errors-only', '--env-mode=loose'],
   env,
 );
 if (prep.code !== 0) {
@@ -132,7 +135,11 @@ for (const release of releases) {
   console.log(`\ntest-matrix: ===== ${label} =====`);
   const started = Date.now();
   // --continue: one package's failure never hides another's results.
-  const r = await run(turbo, ['run', 'test', '--only', '--continue', '--concurrency=1'], runEnv);
+  const r = await run(
+    turbo,
+    ['run', 'test', '--only', '--continue', '--concurrency=1', '--env-mode=loose'],
+    runEnv,
+  );
   const c = counts(r.out);
   results.push({
     label,
