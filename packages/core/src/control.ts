@@ -6,14 +6,14 @@ import {
   type CtlResponse,
   decodeCtlRequest,
   encodeCtlResponse,
-} from './ctl-protocol.js';
+} from './protocol/ctl.js';
 import type { Logger } from './logger.js';
 // Types only: the metrics module (and prom-client) is loaded when --metrics-bind is set.
-import type { ArbMetrics, CompanionSummary, ExitReason, MetricsServer } from './metrics.js';
-import { Notifier } from './notify.js';
-import { isStatsMessage } from './request-stats.js';
-import type { MasterSignal } from './signals.js';
-import { isLive, type WorkerProcess, type WorkerState } from './worker-state.js';
+import type { ArbMetrics, CompanionSummary, ExitReason, MetricsServer } from './ops/metrics.js';
+import { Notifier } from './ops/notify.js';
+import { isStatsMessage } from './protocol/worker.js';
+import type { MasterSignal } from './master/wakeup.js';
+import { isLive, type WorkerProcess, type WorkerState } from './master/worker-state.js';
 
 /** The master's operator interfaces, as `ArbiterConfig.control` configures them. */
 export interface ControlOptions {
@@ -121,7 +121,7 @@ export class ArbiterControl {
   async start(): Promise<void> {
     await this.listenCtl();
     if (this.options.metricsBind) {
-      const { ArbMetrics, MetricsServer } = await import('./metrics.js');
+      const { ArbMetrics, MetricsServer } = await import('./ops/metrics.js');
       const host = this.host;
       this.metrics = new ArbMetrics(
         {

@@ -1,4 +1,4 @@
-import type { ArbiterSettings } from './config.js';
+import type { ArbiterSettings } from './settings.js';
 import type { Logger } from './logger.js';
 
 /** What a hook sees of the master (in the master: the Arbiter itself; in a worker: a snapshot). */

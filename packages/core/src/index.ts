@@ -5,8 +5,8 @@ export {
   MASTER_ONLY_NODE_FLAGS,
   type UpgradeResult,
   WORKER_ENTRY,
-} from './arbiter.js';
-export { Backoff } from './backoff.js';
+} from './master/arbiter.js';
+export { Backoff } from './master/backoff.js';
 export { monotonic } from './clock.js';
 export {
   type ArbiterConfig,
@@ -35,14 +35,14 @@ export {
   type CtlResponse,
   decodeCtlRequest,
   encodeCtlResponse,
-} from './ctl-protocol.js';
-export { AppLoadError, ArbError, ConfigError, HaltServer, PidfileError } from './errors.js';
+} from './protocol/ctl.js';
+export { AppLoadError, ArbError, SettingError, HaltServer, PidfileError } from './errors.js';
 export {
   createHeartbeat,
   type Heartbeat,
   type HeartbeatOptions,
   heartbeatInterval,
-} from './heartbeat.js';
+} from './protocol/heartbeat.js';
 export {
   type ArbiterHooks,
   HOOK_NAMES,
@@ -60,7 +60,7 @@ export type {
   ExitReason,
   MetricsServer,
   MetricsView,
-} from './metrics.js';
+} from './ops/metrics.js';
 export {
   type DatagramSender,
   loadDatagramSender,
@@ -68,17 +68,17 @@ export {
   Notifier,
   type NotifierOptions,
   sockaddrUn,
-} from './notify.js';
-export { type KillFn, Pidfile } from './pidfile.js';
-export { APP_LOAD_ERROR, classifyExit, type ExitVerdict, WORKER_BOOT_ERROR } from './reap.js';
+} from './ops/notify.js';
+export { type KillFn, Pidfile } from './master/pidfile.js';
+export { APP_LOAD_ERROR, classifyExit, type ExitVerdict, WORKER_BOOT_ERROR } from './master/reap.js';
 export {
   isServingMessage,
   type ReexecInput,
   type ReexecPlan,
   type ReexecServingMessage,
   reexecPlan,
-} from './reexec.js';
-export { Reload, type ReloadHost, type ReloadState } from './reload.js';
+} from './master/upgrade.js';
+export { Reload, type ReloadHost, type ReloadState } from './master/reload.js';
 export {
   bucketOf,
   isStatsMessage,
@@ -86,14 +86,14 @@ export {
   STATS_INTERVAL_MS,
   type StatsMessage,
   WorkerRequestStats,
-} from './request-stats.js';
+} from './worker/request-stats.js';
 export {
   SIDECAR_STABLE_SECONDS,
   type SidecarContext,
   SidecarSlot,
   type SidecarSpec,
-} from './sidecar.js';
-export { MASTER_SIGNALS, type MasterSignal, SignalQueue } from './signals.js';
+} from './master/sidecar.js';
+export { MASTER_SIGNALS, type MasterSignal, SignalQueue } from './master/wakeup.js';
 export { masterTitle, workerTitle } from './titles.js';
 export {
   appFile,
@@ -102,7 +102,7 @@ export {
   type LoadedApp,
   loadApp,
 } from './worker/load-app.js';
-export { WORKER_ENV, type WorkerMessage, type WorkerPayload } from './worker-protocol.js';
+export { WORKER_ENV, type WorkerMessage, type WorkerPayload } from './protocol/worker.js';
 export {
   isLive,
   nextState,
@@ -110,4 +110,4 @@ export {
   type WorkerExit,
   WorkerProcess,
   type WorkerState,
-} from './worker-state.js';
+} from './master/worker-state.js';

@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Listener } from '@arb/sock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Arbiter } from '../src/arbiter.js';
+import { Arbiter } from '../src/master/arbiter.js';
 import { HaltServer } from '../src/errors.js';
-import { MASTER_SIGNALS } from '../src/signals.js';
+import { MASTER_SIGNALS } from '../src/master/wakeup.js';
 import { type Fakes, FIXTURES, fakes } from './helpers.js';
 
 const APP = path.join(FIXTURES, 'app-pid.mjs');

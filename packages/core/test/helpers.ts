@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { alive, tempDir as tempDirIn, waitFor } from '@arb/testkit';
 import pino from 'pino';
 import { vi } from 'vitest';
-import type { ArbiterDeps } from '../src/arbiter.js';
-import type { Heartbeat } from '../src/heartbeat.js';
+import type { ArbiterDeps } from '../src/master/arbiter.js';
+import type { Heartbeat } from '../src/protocol/heartbeat.js';
 import type { LogSink } from '../src/logger.js';
 
 export { waitFor };

@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { handoff, type Listener } from '@arb/sock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Arbiter } from '../src/arbiter.js';
+import { Arbiter } from '../src/master/arbiter.js';
 import type { ArbiterConfig } from '../src/config.js';
-import { reexecPlan } from '../src/reexec.js';
-import type { SidecarSpec } from '../src/sidecar.js';
+import { reexecPlan } from '../src/master/upgrade.js';
+import type { SidecarSpec } from '../src/master/sidecar.js';
 import { FakeChild, type Fakes, FIXTURES, fakes, tempDir } from './helpers.js';
 
 const APP = path.join(FIXTURES, 'app-pid.mjs');

@@ -4,10 +4,10 @@ import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { Listener } from '@arb/sock';
 import { describe, expect, it, vi } from 'vitest';
-import { Arbiter } from '../src/arbiter.js';
+import { Arbiter } from '../src/master/arbiter.js';
 import type { ArbiterConfig } from '../src/config.js';
 import { HaltServer } from '../src/errors.js';
-import type { SidecarSpec } from '../src/sidecar.js';
+import type { SidecarSpec } from '../src/master/sidecar.js';
 import { FakeChild, type Fakes, FIXTURES, fakes } from './helpers.js';
 
 const APP = path.join(FIXTURES, 'app-pid.mjs');

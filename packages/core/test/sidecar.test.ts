@@ -3,9 +3,9 @@
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { Arbiter } from '../src/arbiter.js';
+import { Arbiter } from '../src/master/arbiter.js';
 import { monotonic } from '../src/clock.js';
-import { SIDECAR_STABLE_SECONDS, SidecarSlot, type SidecarSpec } from '../src/sidecar.js';
+import { SIDECAR_STABLE_SECONDS, SidecarSlot, type SidecarSpec } from '../src/master/sidecar.js';
 import { FakeChild, FIXTURES, fakes, recordingLog } from './helpers.js';
 
 function spec(over: Partial<SidecarSpec> = {}): SidecarSpec & { spawned: FakeChild[] } {

@@ -1,7 +1,7 @@
 // upstream's TestSignalQueue / TestSignalHandlerRegistration (reference §6.2), for the
 // coalesced, bounded queue.
 import { describe, expect, it } from 'vitest';
-import { MASTER_SIGNALS, SignalQueue } from '../src/signals.js';
+import { MASTER_SIGNALS, SignalQueue } from '../src/master/wakeup.js';
 
 describe('the master signal queue', () => {
   it('lists the signals gunicorn handles', () => {

@@ -3,7 +3,7 @@ import type http from 'node:http';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { AdoptedListener } from '@arb/sock';
 import { http as httpModule, https as httpsModule } from '../builtins.js';
-import type { ArbiterSettings } from '../config.js';
+import type { ArbiterSettings } from '../settings.js';
 import type { Logger } from '../logger.js';
 import type { AccessLog } from './access-log.js';
 import { ConnectionTracker } from './drain.js';

@@ -2,7 +2,7 @@
  * The worker process entry (dist/worker-main.js): spawned by the master with the listeners
  * at fd 3.., its heartbeat file after them, an IPC channel, and ARB_WORKER (JSON).
  */
-import { WORKER_ENV, type WorkerPayload } from '../worker-protocol.js';
+import { WORKER_ENV, type WorkerPayload } from '../protocol/worker.js';
 import { WorkerRuntime } from './runtime.js';
 
 const raw = process.env[WORKER_ENV];

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import type { Heartbeat } from './heartbeat.js';
-import type { WorkerInfo } from './hooks.js';
+import type { Heartbeat } from '../protocol/heartbeat.js';
+import type { WorkerInfo } from '../hooks.js';
 
 /**
  * A worker's life as the master sees it:

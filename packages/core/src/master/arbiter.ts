@@ -9,16 +9,16 @@ import {
   type Listener,
 } from '@arb/sock';
 import { Backoff } from './backoff.js';
-import { monotonic } from './clock.js';
+import { monotonic } from '../clock.js';
 import {
   type ArbiterConfig,
   type ArbiterSettings,
   effectiveBootTimeout,
   settingsOf,
-} from './config.js';
-import { ArbiterControl } from './control.js';
-import { AppLoadError, HaltServer } from './errors.js';
-import { createHeartbeat, type Heartbeat, type HeartbeatOptions } from './heartbeat.js';
+} from '../config.js';
+import { ArbiterControl } from '../control.js';
+import { AppLoadError, HaltServer } from '../errors.js';
+import { createHeartbeat, type Heartbeat, type HeartbeatOptions } from '../protocol/heartbeat.js';
 import {
   type ArbiterHooks,
   pickHooks,
@@ -26,22 +26,22 @@ import {
   runHookSafely,
   type ServerView,
   type WorkerInfo,
-} from './hooks.js';
-import { createLogger, type Logger, type LogSink } from './logger.js';
+} from '../hooks.js';
+import { createLogger, type Logger, type LogSink } from '../logger.js';
 import { type KillFn, Pidfile } from './pidfile.js';
 import { classifyExit } from './reap.js';
-import { isServingMessage, reexecPlan } from './reexec.js';
+import { isServingMessage, reexecPlan } from './upgrade.js';
 import { Reload, type ReloadHost } from './reload.js';
 import { SidecarSlot } from './sidecar.js';
-import { MASTER_SIGNALS, type MasterSignal, SignalQueue } from './signals.js';
-import { masterTitle } from './titles.js';
-import { loadApp } from './worker/load-app.js';
+import { MASTER_SIGNALS, type MasterSignal, SignalQueue } from './wakeup.js';
+import { masterTitle } from '../titles.js';
+import { loadApp } from '../worker/load-app.js';
 import {
   isWorkerMessage,
   WORKER_ENV,
   type WorkerMessage,
   type WorkerPayload,
-} from './worker-protocol.js';
+} from '../protocol/worker.js';
 import { isLive, type WorkerExit, WorkerProcess } from './worker-state.js';
 
 /** The built worker entry, next to this module in `dist/` (ESM and CJS alike). */
@@ -461,7 +461,7 @@ export class Arbiter implements ServerView, ReloadHost {
   async applyNewConfig(): Promise<number> {
     const reloadConfig = this.config.reloadConfig ?? this.reloadConfigFn;
     const next = reloadConfig ? await reloadConfig() : this.config;
-    const settings = settingsOf(next); // throws ConfigError: nothing changed yet
+    const settings = settingsOf(next); // throws SettingError: nothing changed yet
     const hooks = pickHooks(next);
     const previous: ConfigSnapshot = {
       config: this.config,

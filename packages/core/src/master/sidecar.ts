@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { Backoff } from './backoff.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 import type { KillFn } from './pidfile.js';
 
 /** What the arbiter hands a sidecar's `spawn`. */
