@@ -10,12 +10,8 @@ import {
 } from '@arb/sock';
 import { Backoff } from './backoff.js';
 import { monotonic } from '../clock.js';
-import {
-  type ArbiterConfig,
-  type ArbiterSettings,
-  effectiveBootTimeout,
-  settingsOf,
-} from '../config.js';
+import { type ArbiterConfig, settingsOf } from '../config.js';
+import { type ArbiterSettings, effectiveBootTimeout } from '../settings.js';
 import { ArbiterControl } from '../control.js';
 import { AppLoadError, HaltServer } from '../errors.js';
 import { createHeartbeat, type Heartbeat, type HeartbeatOptions } from '../protocol/heartbeat.js';
