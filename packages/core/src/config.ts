@@ -1,6 +1,6 @@
+import type { ControlOptions } from './control.js';
 import type { ArbiterHooks } from './hooks.js';
 import type { SidecarSpec } from './master/sidecar.js';
-import type { ControlOptions } from './control.js';
 import { type ArbiterSettings, resolveSettings } from './settings.js';
 
 /**

@@ -1,12 +1,12 @@
 // The public face of @arb/core: what the `arb` command and another tool need to run a
 // master. Everything else is internal (the tests import it from src/ directly).
 
-/** The master: `new Arbiter(config).run()` resolves with the exit status. */
-export { Arbiter, type UpgradeResult } from './master/arbiter.js';
 /** What `new Arbiter()` takes: settings, hooks, `configModule`, `sidecar`, `control`, `reloadConfig`. */
 export type { ArbiterConfig } from './config.js';
-/** The plain settings and their defaults (the CLI shows and merges them). */
-export { type ArbiterSettings, DEFAULTS } from './settings.js';
+/** The operator interfaces (`config.control`) and the companions' status they report. */
+export type { ControlOptions } from './control.js';
+/** The errors a caller may want to tell apart. */
+export { AppLoadError, ArbError, PidfileError, SettingError } from './errors.js';
 /** The hooks a config may define, their names, and how to pick them out of a module. */
 export {
   type ArbiterHooks,
@@ -16,12 +16,12 @@ export {
   type ServerView,
   type WorkerInfo,
 } from './hooks.js';
-/** The operator interfaces (`config.control`) and the companions' status they report. */
-export type { ControlOptions } from './control.js';
-export type { CompanionSummary } from './ops/metrics.js';
+/** The master: `new Arbiter(config).run()` resolves with the exit status. */
+export { Arbiter, type UpgradeResult } from './master/arbiter.js';
 /** The one supervised sidecar process (`config.sidecar`). */
 export type { SidecarSpec } from './master/sidecar.js';
+export type { CompanionSummary } from './ops/metrics.js';
+/** The plain settings and their defaults (the CLI shows and merges them). */
+export { type ArbiterSettings, DEFAULTS } from './settings.js';
 /** The app loader the workers use (the CLI's `--check-config` loads the app the same way). */
 export { appFile, loadApp } from './worker/load-app.js';
-/** The errors a caller may want to tell apart. */
-export { AppLoadError, ArbError, PidfileError, SettingError } from './errors.js';

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { decodeCtlRequest } from '../src/protocol/ctl.js';
 import { ArbMetrics } from '../src/ops/metrics.js';
+import { decodeCtlRequest } from '../src/protocol/ctl.js';
 import { LATENCY_BUCKETS, type StatsMessage } from '../src/protocol/worker.js';
 import { bucketOf, WorkerRequestStats } from '../src/worker/request-stats.js';
 

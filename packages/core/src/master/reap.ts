@@ -1,7 +1,6 @@
 import { APP_LOAD_ERROR, WORKER_BOOT_ERROR } from '../protocol/worker.js';
 import type { WorkerExit } from './worker-state.js';
 
-
 export type LogLevelName = 'debug' | 'info' | 'warn' | 'error';
 
 /** What the master does about one exit. */

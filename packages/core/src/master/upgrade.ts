@@ -1,5 +1,10 @@
-import type { SpawnOptions, StdioOptions } from 'node:child_process';
+import type { ChildProcess, SpawnOptions, StdioOptions } from 'node:child_process';
 import { type handoff, type Listener, withListenPid } from '@arb/sock';
+import { type ArbiterHooks, runHookSafely, type ServerView } from '../hooks.js';
+import type { Logger } from '../logger.js';
+import type { ArbiterDeps } from './deps.js';
+import { type Lineage, type LineageEvent, newMasterPid } from './lineage.js';
+import type { WorkerExit } from './worker-state.js';
 
 /**
  * USR2: how a master starts its successor (gunicorn's reexec(), reference §1.11 and §7.7).
@@ -90,4 +95,301 @@ export function reexecPlan(input: ReexecInput): ReexecPlan {
       stdio: ['inherit', 'inherit', 'inherit', ...listeners.stdio, 'ipc'],
     },
   };
+}
+
+/** What `Arbiter.upgrade()` resolves to. */
+export interface UpgradeResult {
+  ok: boolean;
+  /** The new master's pid (also on failure when one was started). */
+  newPid?: number;
+  error?: string;
+}
+
+/**
+ * The one-step upgrade (`Arbiter.upgrade()`), stepped by the master loop:
+ *
+ *   idle ─request→ requested ─new master started→ starting ─it serves→ retiring ─our workers gone→ idle (ok, halt)
+ *                      │ refused                      │ it exits / not serving in time   │ it exits
+ *                      ↓                              ↓                                  ↓
+ *                    idle (failed)                  idle (failed, it gets TERM)        idle (failed, workers back)
+ */
+export type UpgradeState =
+  | { readonly phase: 'idle' }
+  | { readonly phase: 'requested'; readonly timeout: number }
+  | {
+      readonly phase: 'starting';
+      readonly timeout: number;
+      readonly deadline: number;
+      readonly newPid: number;
+    }
+  | { readonly phase: 'retiring'; readonly newPid: number };
+
+export type UpgradeEvent =
+  | { type: 'request'; timeout: number }
+  /** The outcome of the `reexec` effect. */
+  | { type: 'started'; now: number; pid?: number; error?: string }
+  /** A loop pass: what the master sees now. */
+  | { type: 'step'; now: number; childPid: number; childServing: boolean; workers: number };
+
+export type UpgradeEffect =
+  /** Start the new master (USR2). */
+  | { type: 'reexec' }
+  /** WINCH: keep no worker, TERM every one. */
+  | { type: 'retire-workers' }
+  /** Keep the configured number of workers again. */
+  | { type: 'restore-workers' }
+  | { type: 'stop-new-master'; pid: number }
+  /** Stop this master (TERM; its sockets are not unlinked while the new one lives). */
+  | { type: 'halt' }
+  | { type: 'done'; result: UpgradeResult };
+
+export const UPGRADE_IDLE: UpgradeState = { phase: 'idle' };
+
+export function upgradeTransition(
+  state: UpgradeState,
+  event: UpgradeEvent,
+): { state: UpgradeState; effects: UpgradeEffect[] } {
+  const fail = (result: UpgradeResult, first: UpgradeEffect[] = []) => ({
+    state: UPGRADE_IDLE,
+    effects: [...first, { type: 'done', result: { ...result, ok: false } } as UpgradeEffect],
+  });
+  switch (event.type) {
+    case 'request':
+      if (state.phase !== 'idle') return { state, effects: [] };
+      return { state: { phase: 'requested', timeout: event.timeout }, effects: [] };
+    case 'started':
+      if (state.phase !== 'requested') return { state, effects: [] };
+      if (event.pid === undefined) return fail({ ok: false, error: event.error });
+      return {
+        state: {
+          phase: 'starting',
+          timeout: state.timeout,
+          deadline: event.now + state.timeout,
+          newPid: event.pid,
+        },
+        effects: [],
+      };
+    case 'step':
+      switch (state.phase) {
+        case 'idle':
+          return { state, effects: [] };
+        case 'requested':
+          return { state, effects: [{ type: 'reexec' }] };
+        case 'starting':
+          if (event.childPid !== state.newPid) {
+            return fail({ ok: false, newPid: state.newPid, error: 'the new master exited' });
+          }
+          if (event.childServing) {
+            return {
+              state: { phase: 'retiring', newPid: state.newPid },
+              effects: [{ type: 'retire-workers' }],
+            };
+          }
+          if (event.now >= state.deadline) {
+            return fail(
+              {
+                ok: false,
+                newPid: state.newPid,
+                error: `the new master did not serve within ${state.timeout}s`,
+              },
+              [{ type: 'stop-new-master', pid: state.newPid }],
+            );
+          }
+          return { state, effects: [] };
+        case 'retiring':
+          if (event.childPid !== state.newPid) {
+            // it died after serving: serve again ourselves
+            return fail({ ok: false, newPid: state.newPid, error: 'the new master exited' }, [
+              { type: 'restore-workers' },
+            ]);
+          }
+          if (event.workers > 0) return { state, effects: [] };
+          return {
+            state: UPGRADE_IDLE,
+            effects: [
+              { type: 'done', result: { ok: true, newPid: state.newPid } },
+              { type: 'halt' },
+            ],
+          };
+      }
+  }
+}
+
+/** When the upgrade needs the loop: the new master's deadline to serve. */
+export function upgradeDeadline(state: UpgradeState): number | undefined {
+  return state.phase === 'starting' ? state.deadline : undefined;
+}
+
+/** What the upgrade needs of its master (the Arbiter gives it). */
+export interface UpgradeHost {
+  readonly deps: ArbiterDeps;
+  readonly log: Logger;
+  readonly server: ServerView;
+  readonly envOrig: NodeJS.ProcessEnv;
+  readonly startCwd: string;
+  lineage(): Lineage;
+  lineageEvent(event: LineageEvent): void;
+  listeners(): Listener[];
+  systemd(): boolean;
+  hooks(): Partial<ArbiterHooks>;
+  reloading(): boolean;
+  workers(): number;
+  /** WINCH: keep no worker and TERM every one. */
+  retireWorkers(): Promise<void>;
+  /** Keep the configured number of workers again. */
+  restoreWorkers(): Promise<void>;
+  /** Queue TERM for this master. */
+  halt(): void;
+  wake(): void;
+}
+
+/** Starts new masters (USR2) and carries out the upgrade machine's effects. */
+export class Upgrader {
+  state: UpgradeState = UPGRADE_IDLE;
+  private resolve: ((r: UpgradeResult) => void) | undefined;
+  private newMaster: { child: ChildProcess; exit?: WorkerExit } | undefined;
+
+  constructor(private readonly host: UpgradeHost) {}
+
+  /**
+   * USR2: starts a new master with our listeners. Refused while one we started lives,
+   * while we are ourselves unpromoted, and during a reload.
+   */
+  async reexec(): Promise<{ pid?: number; error?: string }> {
+    const { log, deps } = this.host;
+    const refuse = (error: string) => {
+      log.warn(error);
+      return { error };
+    };
+    const role = this.host.lineage().role;
+    if (role === 'parent') return refuse('USR2 signal ignored. Child exists.');
+    if (role === 'awaiting-promotion') return refuse('USR2 signal ignored. Parent exists.');
+    if (this.host.reloading()) return refuse('USR2 signal ignored. A reload is in progress.');
+    const plan = reexecPlan({
+      listeners: this.host.listeners(),
+      systemd: this.host.systemd(),
+      masterPid: process.pid,
+      envOrig: this.host.envOrig,
+      startCwd: this.host.startCwd,
+      execPath: process.execPath,
+      execArgv: process.execArgv,
+      argv: process.argv,
+      handoff: deps.handoff,
+    });
+    // there is no forked pre-exec child in Node: preExec runs here, before the spawn
+    await runHookSafely(log, this.host.hooks(), 'preExec', this.host.server);
+    let child: ChildProcess;
+    try {
+      child = deps.spawn(plan.command, plan.args, plan.options);
+    } catch (err) {
+      log.error({ err }, 'Cannot start a new master');
+      return { error: `cannot start a new master: ${(err as Error).message}` };
+    }
+    if (child.pid === undefined) {
+      child.once('error', () => {});
+      log.error('Cannot start a new master');
+      return { error: 'cannot start a new master' };
+    }
+    const pid = child.pid;
+    const entry: { child: ChildProcess; exit?: WorkerExit } = { child };
+    this.newMaster = entry;
+    this.host.lineageEvent({ type: 'reexec-started', pid });
+    // neither the child nor its IPC channel may keep this process alive after its halt
+    child.unref?.();
+    child.channel?.unref();
+    child.on('message', (m) => {
+      if (isServingMessage(m)) this.host.lineageEvent({ type: 'child-serving', pid });
+    });
+    child.once('exit', (code, signal) => {
+      entry.exit = { code, signal };
+      this.host.wake();
+    });
+    log.info(`Started a new master (pid:${pid}) with ${this.host.listeners().length} listeners`);
+    return { pid };
+  }
+
+  /** The new master we started exited: USR2 works again. */
+  reap(): void {
+    const exit = this.newMaster?.exit;
+    const pid = this.newMaster?.child.pid;
+    if (!exit || pid === undefined) return;
+    this.newMaster = undefined;
+    this.host.log.warn(
+      { code: exit.code, signal: exit.signal },
+      `New master (pid:${pid}) exited (${exit.signal ?? `code ${exit.code}`})`,
+    );
+    this.host.lineageEvent({ type: 'child-exited', pid });
+  }
+
+  /** Our halt: the new master's IPC channel must not keep it waiting for us. */
+  disconnect(): void {
+    const child = this.newMaster?.child;
+    if (child?.connected && typeof child.disconnect === 'function') child.disconnect();
+  }
+
+  /** `Arbiter.upgrade()`: stepped by the loop from the next pass on. */
+  request(timeout: number): Promise<UpgradeResult> {
+    if (this.state.phase !== 'idle') {
+      return Promise.resolve({ ok: false, error: 'an upgrade is in progress' });
+    }
+    return new Promise((resolve) => {
+      this.resolve = resolve;
+      void this.apply({ type: 'request', timeout });
+      this.host.wake();
+    });
+  }
+
+  /** One pass of the master loop. */
+  step(): Promise<void> {
+    const l = this.host.lineage();
+    return this.apply({
+      type: 'step',
+      now: this.host.deps.now(),
+      childPid: newMasterPid(l),
+      childServing: l.role === 'parent' && l.childServing,
+      workers: this.host.workers(),
+    });
+  }
+
+  nextDeadline(): number | undefined {
+    return upgradeDeadline(this.state);
+  }
+
+  private async apply(event: UpgradeEvent): Promise<void> {
+    const { state, effects } = upgradeTransition(this.state, event);
+    this.state = state;
+    for (const effect of effects) {
+      switch (effect.type) {
+        case 'reexec': {
+          const started = await this.reexec();
+          await this.apply({ type: 'started', now: this.host.deps.now(), ...started });
+          break;
+        }
+        case 'retire-workers':
+          this.host.log.info('Upgrade: new master serves; graceful stop of the old workers');
+          await this.host.retireWorkers();
+          break;
+        case 'restore-workers':
+          await this.host.restoreWorkers();
+          break;
+        case 'stop-new-master':
+          try {
+            this.host.deps.kill(effect.pid, 'SIGTERM');
+          } catch {
+            // gone already
+          }
+          break;
+        case 'halt':
+          this.host.halt(); // the new master lives: sockets are not unlinked
+          break;
+        case 'done': {
+          const r = effect.result;
+          if (r.ok) this.host.log.info(`Upgrade: new master (pid:${r.newPid}) took over`);
+          else this.host.log.error(`Upgrade failed: ${r.error}; this master keeps serving`);
+          this.resolve?.(r);
+          this.resolve = undefined;
+        }
+      }
+    }
+  }
 }
