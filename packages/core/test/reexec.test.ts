@@ -7,6 +7,7 @@ import path from 'node:path';
 import { handoff } from '@arb/sock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ArbiterConfig } from '../src/config.js';
+import { newMasterPid, parentMasterPid } from '../src/master/lineage.js';
 import type { SidecarSpec } from '../src/master/sidecar.js';
 import { reexecPlan } from '../src/master/upgrade.js';
 import { FakeChild, type Fakes, fakeListener, fakes, makeArbiter, tempDir } from './helpers.js';
@@ -34,7 +35,7 @@ describe('re-exec (seed cases 6-9)', () => {
     arbiter.hooks = { ...arbiter.hooks, preExec };
     const result = await arbiter.reexec();
     expect(result.pid).toBe(101);
-    expect(arbiter.newMasterPid).toBe(101);
+    expect(newMasterPid(arbiter.lineage)).toBe(101);
     expect(preExec).toHaveBeenCalledWith(arbiter);
     const [command, args, options] = spawnCalls(f)[0]!;
     expect(command).toBe(process.execPath);
@@ -132,7 +133,7 @@ describe('re-exec (seed cases 6-9)', () => {
     await arbiter.pass();
     // the loop reaps it on its next pass
     await arbiter.pass();
-    expect(arbiter.newMasterPid).toBe(0);
+    expect(newMasterPid(arbiter.lineage)).toBe(0);
     await arbiter.reexec();
     expect(spawnCalls(f)).toHaveLength(2);
   });
@@ -158,7 +159,7 @@ describe('the re-exec child: .2 pidfile, promotion, no sidecar before promotion'
     const { arbiter } = make({ workers: 1, pidfile, sidecar, procName: 'svc' }, f);
     process.env.ARB_PID = '777'; // as the old master set it; promotion deletes it
     await arbiter.start();
-    expect(arbiter.parentMasterPid).toBe(777);
+    expect(parentMasterPid(arbiter.lineage)).toBe(777);
     expect(arbiter.procName).toBe('svc.2');
     expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
     await arbiter.pool.manage();
@@ -168,10 +169,10 @@ describe('the re-exec child: .2 pidfile, promotion, no sidecar before promotion'
     expect(fs.readFileSync(`${pidfile}.2`, 'utf8').trim()).toBe(String(process.pid));
     expect(sent).toEqual([{ type: 'arb:serving', pid: process.pid }]);
     await arbiter.pass();
-    expect(arbiter.parentMasterPid).toBe(777); // parent still there
+    expect(parentMasterPid(arbiter.lineage)).toBe(777); // parent still there
     ppid = 1; // the old master exited
     await arbiter.pass();
-    expect(arbiter.parentMasterPid).toBe(0);
+    expect(parentMasterPid(arbiter.lineage)).toBe(0);
     expect(arbiter.procName).toBe('svc');
     expect(process.env.ARB_PID).toBeUndefined();
     expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
@@ -189,7 +190,7 @@ describe('Arbiter.upgrade(): the one-step upgrade', () => {
     const result = arbiter.upgrade({ timeout: 10 });
     await arbiter.pass(); // spawns the new master
     const newMaster = f.children[2]!;
-    expect(arbiter.newMasterPid).toBe(newMaster.pid);
+    expect(newMasterPid(arbiter.lineage)).toBe(newMaster.pid);
     await arbiter.pass();
     expect(f.kill).not.toHaveBeenCalled(); // not before it serves
     newMaster.emit('message', { type: 'arb:serving', pid: newMaster.pid });

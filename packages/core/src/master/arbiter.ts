@@ -14,24 +14,23 @@ import { type ArbiterSettings, effectiveBootTimeout } from '../settings.js';
 import { masterTitle } from '../titles.js';
 import { loadApp } from '../worker/load-app.js';
 import { type ArbiterDeps, DEFAULT_DEPS } from './deps.js';
-import { Generations } from './generation.js';
+import { Generations, reloadHostOf } from './generation.js';
 import {
   initialLineage,
   type Lineage,
   type LineageEvent,
   lineageTransition,
   mayUnlink,
-  newMasterPid,
   ownName,
-  parentMasterPid,
   runsSidecar,
   SOLE,
 } from './lineage.js';
 import { Pidfile } from './pidfile.js';
-import { Reload, type ReloadOutcome } from './reload.js';
+import { Reload } from './reload.js';
 import { SidecarSlot } from './sidecar.js';
 import { type UpgradeResult, Upgrader } from './upgrade.js';
 import { MASTER_SIGNALS, type MasterSignal, msUntil, Wakeup } from './wakeup.js';
+import type { WorkerProcess } from './worker-state.js';
 import { WorkerPool } from './workers.js';
 
 export type { ArbiterDeps } from './deps.js';
@@ -68,15 +67,13 @@ export class Arbiter implements ServerView {
   /** The directory this master started in (a re-exec'd master starts there too). */
   readonly startCwd: string;
 
-  private readonly deps: ArbiterDeps;
+  /** What the master does to the outside world (tests replace parts of it). */
+  readonly deps: ArbiterDeps;
   private readonly logSink: LogSink;
   private numWorkersValue: number;
-  /** The worker count before the reload in progress (its rollback target). */
-  private numWorkersBefore = 0;
   private resolveServing!: (serving: boolean) => void;
   private servingSettled = false;
   private readonly signalListeners = new Map<MasterSignal, () => void>();
-  private readonly reloadConfigFn: (() => Promise<ArbiterConfig>) | undefined;
   private readonly upgrader: Upgrader;
 
   constructor(config: ArbiterConfig, deps: Partial<ArbiterDeps> = {}) {
@@ -84,7 +81,6 @@ export class Arbiter implements ServerView {
     // before anything below changes the environment: a re-exec'd master starts from it
     this.envOrig = { ...process.env };
     this.startCwd = process.cwd();
-    this.reloadConfigFn = config.reloadConfig;
     const settings = settingsOf(config);
     this.logSink =
       this.deps.logSink ??
@@ -92,50 +88,9 @@ export class Arbiter implements ServerView {
     this.log = this.logSink.log;
     this.generations = new Generations(config, this.deps, this.log, this.envOrig);
     this.numWorkersValue = settings.workers;
-    this.pool = new WorkerPool({
-      deps: this.deps,
-      log: this.log,
-      server: this,
-      settings: () => this.settings,
-      hooks: () => this.hooks,
-      listeners: () => this.listeners,
-      numWorkers: () => this.numWorkers,
-      generation: () => this.generation,
-      procName: () => this.procName,
-      configModule: () => this.config.configModule,
-      wake: () => this.signals.wake(),
-      spawned: (w) => this.control.workerSpawned(w),
-      exited: (w, before) => this.control.workerExited(w, before),
-      stats: (w, m) => this.control.workerStats(w, m),
-      retiring: (w) => this.control.workerRetiring(w),
-      ready: () => this.checkServing(),
-      halts: (w, reason) =>
-        // a new generation failing to boot fails its reload, not the master; a worker of a
-        // retired or rolled-back generation cannot take the master down
-        !this.reloader.absorbHalt(w, reason) && w.generation === this.generation,
-    });
-    this.reloader = new Reload(this.reloadHost());
-    this.upgrader = new Upgrader({
-      deps: this.deps,
-      log: this.log,
-      server: this,
-      envOrig: this.envOrig,
-      startCwd: this.startCwd,
-      lineage: () => this.lineage,
-      lineageEvent: (e) => this.lineageEvent(e),
-      listeners: () => this.listeners,
-      systemd: () => this.systemd,
-      hooks: () => this.hooks,
-      reloading: () => this.reloader.active,
-      workers: () => this.pool.size,
-      retireWorkers: async () => {
-        await this.setNumWorkers(0);
-        await this.pool.killAll('SIGTERM');
-      },
-      restoreWorkers: () => this.setNumWorkers(this.settings.workers),
-      halt: () => this.signals.push('SIGTERM'),
-      wake: () => this.signals.wake(),
-    });
+    this.pool = new WorkerPool(this);
+    this.reloader = new Reload(reloadHostOf(this));
+    this.upgrader = new Upgrader(this);
     this.control = new ArbiterControl(this, config.control);
     this.sidecar = new SidecarSlot(config.sidecar, {
       now: () => this.deps.now(),
@@ -284,7 +239,7 @@ export class Arbiter implements ServerView {
     }
     await runHook(this.hooks, 'onStarting', this);
     this.installSignals();
-    if (this.listeners.length === 0) await this.bind();
+    if (this.listeners.length === 0) this.systemd = await this.generations.bind();
     if (this.lineage.role === 'awaiting-promotion' && this.deps.installSignals) {
       // the old master's exit closes our IPC channel: look for promotion at once; the
       // channel itself must not keep this process alive once it has stopped
@@ -297,26 +252,6 @@ export class Arbiter implements ServerView {
       `Listening at: ${this.listeners.map((l) => l.url).join(',')} (${this.pid})`,
     );
     await runHook(this.hooks, 'whenReady', this);
-  }
-
-  private async bind(): Promise<void> {
-    const s = this.settings;
-    const made = await this.deps.createListeners({
-      bind: s.bind,
-      backlog: s.backlog,
-      umask: s.umask,
-      uid: s.user,
-      gid: s.group,
-      reusePort: s.reusePort,
-    });
-    this.listeners = made.listeners;
-    this.systemd = made.systemd;
-    // index i came from bind[i] when every entry gave one listener of its own
-    const matches =
-      !made.systemd &&
-      made.listeners.length === s.bind.length &&
-      !s.bind.some((b) => b.startsWith('fd://'));
-    this.generations.current.boundAs = matches ? [...s.bind] : undefined;
   }
 
   // ---- signals: one small handler each (gunicorn's handle_*) ---------------------------
@@ -393,44 +328,6 @@ export class Arbiter implements ServerView {
     await this.pool.killAll('SIGTERM');
   }
 
-  // ---- reload: what the state machine asks of the master -------------------------------
-
-  private reloadHost(): ConstructorParameters<typeof Reload>[0] {
-    return {
-      log: this.log,
-      now: () => this.deps.now(),
-      generation: () => this.generation,
-      numWorkers: () => this.numWorkers,
-      allWorkers: () => this.pool.all(),
-      applyNewConfig: async () => {
-        const reloadConfig = this.config.reloadConfig ?? this.reloadConfigFn;
-        await this.generations.apply(reloadConfig ? await reloadConfig() : this.config);
-        process.title = masterTitle(this.procName);
-        await runHookSafely(this.log, this.hooks, 'onReload', this);
-        this.numWorkersBefore = this.numWorkers;
-        await this.setNumWorkers(this.settings.workers);
-        return effectiveBootTimeout(this.settings);
-      },
-      commitConfig: () => {
-        this.generations.commit();
-        // an unpromoted re-exec'd master runs no sidecar (it would run twice): keep the spec
-        if (runsSidecar(this.lineage)) this.sidecar.reload(this.config.sidecar);
-        else this.sidecar.spec = this.config.sidecar;
-      },
-      closeDroppedListeners: () => this.generations.closeDropped(this.mayUnlink()),
-      restoreOldConfig: async () => {
-        if (!this.generations.restore(this.mayUnlink())) return;
-        process.title = masterTitle(this.procName);
-        if (this.numWorkers !== this.numWorkersBefore)
-          await this.setNumWorkers(this.numWorkersBefore);
-      },
-      retire: (w) => this.pool.retire(w),
-      killNow: (w) => this.pool.killNow(w),
-      requestReload: () => this.signals.push('SIGHUP'),
-      ended: (outcome: ReloadOutcome) => this.control.reloadEnded(outcome),
-    };
-  }
-
   // ---- USR2: re-exec, promotion, the one-step upgrade ----------------------------------
 
   /** A re-exec'd master whose parent is gone (we were re-parented) takes over. */
@@ -441,7 +338,8 @@ export class Arbiter implements ServerView {
     }
   }
 
-  private lineageEvent(event: LineageEvent): void {
+  /** Moves the lineage on and carries out what that asks. */
+  lineageEvent(event: LineageEvent): void {
     const { state, effects } = lineageTransition(this.lineage, event);
     this.lineage = state;
     for (const effect of effects) {
@@ -492,7 +390,16 @@ export class Arbiter implements ServerView {
 
   // ---- serving, stop, halt -------------------------------------------------------------
 
-  private checkServing(): void {
+  /**
+   * A worker exited 3/4: true when that halts the master. A new generation failing to boot
+   * fails its reload instead; a worker of a retired or rolled-back generation cannot.
+   */
+  haltsOn(worker: WorkerProcess, reason: string): boolean {
+    return !this.reloader.absorbHalt(worker, reason) && worker.generation === this.generation;
+  }
+
+  /** A worker is ready: the first generation may now serve. */
+  checkServing(): void {
     if (this.servingSettled) return;
     const ready = this.pool.live().filter((w) => w.state === 'ready').length;
     if (ready < Math.max(1, this.numWorkers)) return;
@@ -510,7 +417,7 @@ export class Arbiter implements ServerView {
   }
 
   /** The unlink rule of the four seed cases: only the one master that bound the files. */
-  private mayUnlink(): boolean {
+  mayUnlink(): boolean {
     return mayUnlink(this.lineage, { systemd: this.systemd, reusePort: this.settings.reusePort });
   }
 
@@ -589,15 +496,5 @@ export class Arbiter implements ServerView {
   /** The workers as hooks and tools see them. */
   workerInfos(): WorkerInfo[] {
     return this.pool.all().map((w) => w.toJSON());
-  }
-
-  /** The pid of the new master we started (USR2), 0 when none. */
-  get newMasterPid(): number {
-    return newMasterPid(this.lineage);
-  }
-
-  /** The pid of the master that started us (ARB_PID), 0 when we are the only master. */
-  get parentMasterPid(): number {
-    return parentMasterPid(this.lineage);
   }
 }

@@ -1,9 +1,14 @@
 import type { Listener } from '@arb/sock';
 import { type ArbiterConfig, settingsOf } from '../config.js';
-import { type ArbiterHooks, pickHooks } from '../hooks.js';
+import { type ArbiterHooks, pickHooks, runHookSafely, type ServerView } from '../hooks.js';
 import type { Logger } from '../logger.js';
-import type { ArbiterSettings } from '../settings.js';
+import { type ArbiterSettings, effectiveBootTimeout } from '../settings.js';
+import { masterTitle } from '../titles.js';
 import type { ArbiterDeps } from './deps.js';
+import { type Lineage, runsSidecar } from './lineage.js';
+import type { ReloadHost, ReloadOutcome } from './reload.js';
+import type { SidecarSpec } from './sidecar.js';
+import type { WorkerProcess } from './worker-state.js';
 
 /**
  * The config in force and its listeners: what a HUP reload replaces as one generation and
@@ -34,6 +39,8 @@ export class Generations {
   /** Listeners the reload in progress dropped (closed once the old workers are gone). */
   private dropped: Listener[] = [];
   private counter = 0;
+  /** The first config's reader: a config read by it may not carry one of its own. */
+  private readonly reloadConfig: (() => Promise<ArbiterConfig>) | undefined;
 
   constructor(
     config: ArbiterConfig,
@@ -42,6 +49,7 @@ export class Generations {
     /** The environment before this master changed anything (`env` settings are undone to it). */
     private readonly envOrig: NodeJS.ProcessEnv,
   ) {
+    this.reloadConfig = config.reloadConfig;
     this.current = {
       config,
       settings: settingsOf(config),
@@ -50,6 +58,33 @@ export class Generations {
       boundAs: undefined,
       generation: 0,
     };
+  }
+
+  /** Binds the listeners of generation 0; returns whether they came from systemd. */
+  async bind(): Promise<boolean> {
+    const s = this.current.settings;
+    const made = await this.deps.createListeners({
+      bind: s.bind,
+      backlog: s.backlog,
+      umask: s.umask,
+      uid: s.user,
+      gid: s.group,
+      reusePort: s.reusePort,
+    });
+    // index i came from bind[i] when every entry gave one listener of its own
+    const matches =
+      !made.systemd &&
+      made.listeners.length === s.bind.length &&
+      !s.bind.some((b) => b.startsWith('fd://'));
+    this.current.listeners = made.listeners;
+    this.current.boundAs = matches ? [...s.bind] : undefined;
+    return made.systemd;
+  }
+
+  /** Reads the config afresh (`reloadConfig`), or the same one without a reader. */
+  async read(): Promise<ArbiterConfig> {
+    const reload = this.current.config.reloadConfig ?? this.reloadConfig;
+    return reload ? reload() : this.current.config;
   }
 
   /**
@@ -173,4 +208,65 @@ export class Generations {
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** What a reload asks of the master, besides the generations: the Arbiter itself. */
+export interface ReloadMaster extends ServerView {
+  readonly log: Logger;
+  readonly generations: Generations;
+  readonly lineage: Lineage;
+  readonly procName: string;
+  readonly hooks: Partial<ArbiterHooks>;
+  readonly settings: ArbiterSettings;
+  readonly numWorkers: number;
+  readonly generation: number;
+  readonly config: ArbiterConfig;
+  readonly sidecar: { spec: SidecarSpec | undefined; reload(spec: SidecarSpec | undefined): void };
+  readonly pool: {
+    all(): WorkerProcess[];
+    retire(w: WorkerProcess): Promise<void>;
+    killNow(w: WorkerProcess): Promise<void>;
+  };
+  readonly signals: { push(sig: 'SIGHUP'): void };
+  readonly control: { reloadEnded(outcome: ReloadOutcome): void };
+  now(): number;
+  setNumWorkers(value: number): Promise<void>;
+  mayUnlink(): boolean;
+}
+
+/** The reload machine's host: a generation applied, committed or restored on the master. */
+export function reloadHostOf(m: ReloadMaster): ReloadHost {
+  /** The worker count before the reload in progress (its rollback target). */
+  let workersBefore = 0;
+  return {
+    log: m.log,
+    now: () => m.now(),
+    generation: () => m.generation,
+    numWorkers: () => m.numWorkers,
+    allWorkers: () => m.pool.all(),
+    applyNewConfig: async () => {
+      await m.generations.apply(await m.generations.read());
+      process.title = masterTitle(m.procName);
+      await runHookSafely(m.log, m.hooks, 'onReload', m);
+      workersBefore = m.numWorkers;
+      await m.setNumWorkers(m.settings.workers);
+      return effectiveBootTimeout(m.settings);
+    },
+    commitConfig: () => {
+      m.generations.commit();
+      // an unpromoted re-exec'd master runs no sidecar (it would run twice): keep the spec
+      if (runsSidecar(m.lineage)) m.sidecar.reload(m.config.sidecar);
+      else m.sidecar.spec = m.config.sidecar;
+    },
+    closeDroppedListeners: () => m.generations.closeDropped(m.mayUnlink()),
+    restoreOldConfig: async () => {
+      if (!m.generations.restore(m.mayUnlink())) return;
+      process.title = masterTitle(m.procName);
+      if (m.numWorkers !== workersBefore) await m.setNumWorkers(workersBefore);
+    },
+    retire: (w) => m.pool.retire(w),
+    killNow: (w) => m.pool.killNow(w),
+    requestReload: () => m.signals.push('SIGHUP'),
+    ended: (outcome) => m.control.reloadEnded(outcome),
+  };
 }

@@ -220,27 +220,21 @@ export function upgradeDeadline(state: UpgradeState): number | undefined {
   return state.phase === 'starting' ? state.deadline : undefined;
 }
 
-/** What the upgrade needs of its master (the Arbiter gives it). */
-export interface UpgradeHost {
+/** What the upgrade needs of its master: the Arbiter itself. */
+export interface UpgradeHost extends ServerView {
   readonly deps: ArbiterDeps;
   readonly log: Logger;
-  readonly server: ServerView;
   readonly envOrig: NodeJS.ProcessEnv;
   readonly startCwd: string;
-  lineage(): Lineage;
+  readonly lineage: Lineage;
+  readonly listeners: Listener[];
+  readonly systemd: boolean;
+  readonly hooks: Partial<ArbiterHooks>;
+  readonly reloader: { readonly active: boolean };
+  readonly pool: { readonly size: number; killAll(sig: NodeJS.Signals): Promise<void> };
+  readonly signals: { push(sig: 'SIGTERM'): void; wake(): void };
+  setNumWorkers(value: number): Promise<void>;
   lineageEvent(event: LineageEvent): void;
-  listeners(): Listener[];
-  systemd(): boolean;
-  hooks(): Partial<ArbiterHooks>;
-  reloading(): boolean;
-  workers(): number;
-  /** WINCH: keep no worker and TERM every one. */
-  retireWorkers(): Promise<void>;
-  /** Keep the configured number of workers again. */
-  restoreWorkers(): Promise<void>;
-  /** Queue TERM for this master. */
-  halt(): void;
-  wake(): void;
 }
 
 /** Starts new masters (USR2) and carries out the upgrade machine's effects. */
@@ -261,13 +255,13 @@ export class Upgrader {
       log.warn(error);
       return { error };
     };
-    const role = this.host.lineage().role;
+    const role = this.host.lineage.role;
     if (role === 'parent') return refuse('USR2 signal ignored. Child exists.');
     if (role === 'awaiting-promotion') return refuse('USR2 signal ignored. Parent exists.');
-    if (this.host.reloading()) return refuse('USR2 signal ignored. A reload is in progress.');
+    if (this.host.reloader.active) return refuse('USR2 signal ignored. A reload is in progress.');
     const plan = reexecPlan({
-      listeners: this.host.listeners(),
-      systemd: this.host.systemd(),
+      listeners: this.host.listeners,
+      systemd: this.host.systemd,
       masterPid: process.pid,
       envOrig: this.host.envOrig,
       startCwd: this.host.startCwd,
@@ -277,7 +271,7 @@ export class Upgrader {
       handoff: deps.handoff,
     });
     // there is no forked pre-exec child in Node: preExec runs here, before the spawn
-    await runHookSafely(log, this.host.hooks(), 'preExec', this.host.server);
+    await runHookSafely(log, this.host.hooks, 'preExec', this.host);
     let child: ChildProcess;
     try {
       child = deps.spawn(plan.command, plan.args, plan.options);
@@ -302,9 +296,9 @@ export class Upgrader {
     });
     child.once('exit', (code, signal) => {
       entry.exit = { code, signal };
-      this.host.wake();
+      this.host.signals.wake();
     });
-    log.info(`Started a new master (pid:${pid}) with ${this.host.listeners().length} listeners`);
+    log.info(`Started a new master (pid:${pid}) with ${this.host.listeners.length} listeners`);
     return { pid };
   }
 
@@ -335,19 +329,19 @@ export class Upgrader {
     return new Promise((resolve) => {
       this.resolve = resolve;
       void this.apply({ type: 'request', timeout });
-      this.host.wake();
+      this.host.signals.wake();
     });
   }
 
   /** One pass of the master loop. */
   step(): Promise<void> {
-    const l = this.host.lineage();
+    const l = this.host.lineage;
     return this.apply({
       type: 'step',
       now: this.host.deps.now(),
       childPid: newMasterPid(l),
       childServing: l.role === 'parent' && l.childServing,
-      workers: this.host.workers(),
+      workers: this.host.pool.size,
     });
   }
 
@@ -367,10 +361,11 @@ export class Upgrader {
         }
         case 'retire-workers':
           this.host.log.info('Upgrade: new master serves; graceful stop of the old workers');
-          await this.host.retireWorkers();
+          await this.host.setNumWorkers(0);
+          await this.host.pool.killAll('SIGTERM');
           break;
         case 'restore-workers':
-          await this.host.restoreWorkers();
+          await this.host.setNumWorkers(this.host.settings.workers);
           break;
         case 'stop-new-master':
           try {
@@ -380,7 +375,7 @@ export class Upgrader {
           }
           break;
         case 'halt':
-          this.host.halt(); // the new master lives: sockets are not unlinked
+          this.host.signals.push('SIGTERM'); // the new master lives: sockets are not unlinked
           break;
         case 'done': {
           const r = effect.result;

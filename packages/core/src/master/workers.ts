@@ -52,30 +52,27 @@ export const MASTER_ONLY_NODE_FLAGS = [
   '--max-semi-space-size',
 ] as const;
 
-/** What the pool needs of its master (the Arbiter gives it). */
-export interface PoolHost {
+/** What the pool needs of its master: the Arbiter itself. */
+export interface PoolHost extends ServerView {
   readonly deps: ArbiterDeps;
   readonly log: Logger;
-  /** The server view hooks receive (the Arbiter). */
-  readonly server: ServerView;
-  settings(): ArbiterSettings;
-  hooks(): Partial<ArbiterHooks>;
-  listeners(): Listener[];
-  numWorkers(): number;
+  readonly hooks: Partial<ArbiterHooks>;
+  readonly listeners: Listener[];
   /** The generation `manage` keeps workers of. */
-  generation(): number;
-  procName(): string;
-  configModule(): string | undefined;
-  /** Wakes the master loop. */
-  wake(): void;
+  readonly generation: number;
+  readonly config: { readonly configModule?: string };
+  readonly signals: { wake(): void };
   /** The operator side (metrics, status) hears of each of these. */
-  spawned(worker: WorkerProcess): void;
-  exited(worker: WorkerProcess, before: WorkerState): void;
-  stats(worker: WorkerProcess, message: StatsMessage): void;
-  retiring(worker: WorkerProcess): void;
-  ready(worker: WorkerProcess): void;
+  readonly control: {
+    workerSpawned(worker: WorkerProcess): void;
+    workerExited(worker: WorkerProcess, before: WorkerState): void;
+    workerStats(worker: WorkerProcess, message: StatsMessage): void;
+    workerRetiring(worker: WorkerProcess): void;
+  };
+  /** A worker is ready. */
+  checkServing(): void;
   /** A worker exited 3/4: true when that halts the master (false: a reload takes it). */
-  halts(worker: WorkerProcess, reason: string): boolean;
+  haltsOn(worker: WorkerProcess, reason: string): boolean;
 }
 
 interface PendingExit {
@@ -106,19 +103,19 @@ export class WorkerPool {
     ready: (w) => {
       w.readyAt = this.host.deps.now();
       w.on('ready');
-      this.host.ready(w);
-      this.host.wake(); // a reload or an upgrade may go on at once
+      this.host.checkServing();
+      this.host.signals.wake(); // a reload or an upgrade may go on at once
     },
     retiring: (w) => {
       // it finishes its request and exits: its replacement can start booting now
       w.on('retire');
-      this.host.retiring(w);
-      this.host.wake();
+      this.host.control.workerRetiring(w);
+      this.host.signals.wake();
     },
     fatal: (w, m) => {
       w.fatal = m.message;
     },
-    stats: (w, m) => this.host.stats(w, m),
+    stats: (w, m) => this.host.control.workerStats(w, m),
   };
 
   constructor(private readonly host: PoolHost) {}
@@ -145,7 +142,7 @@ export class WorkerPool {
 
   /** Live workers of the generation being kept, oldest first. */
   private current(): WorkerProcess[] {
-    const generation = this.host.generation();
+    const generation = this.host.generation;
     return this.live().filter((w) => w.generation === generation);
   }
 
@@ -160,7 +157,7 @@ export class WorkerPool {
    * (retired one for one as new ones are ready, or after a rollback).
    */
   async manage(): Promise<void> {
-    const target = this.host.numWorkers();
+    const target = this.host.numWorkers;
     let live = this.current();
     if (live.length < target && this.backoff.remaining(this.host.deps.now()) === 0) {
       for (let i = live.length; i < target; i++) await this.spawn();
@@ -177,7 +174,7 @@ export class WorkerPool {
   async spawn(): Promise<WorkerProcess | undefined> {
     const { deps, log } = this.host;
     this.age += 1;
-    const s = this.host.settings();
+    const s = this.host.settings;
     let heartbeat: Heartbeat | undefined;
     try {
       heartbeat = deps.createHeartbeat({
@@ -199,18 +196,18 @@ export class WorkerPool {
       heartbeat,
       s.maxRequests > 0 ? s.maxRequests + jitter : 0,
     );
-    worker.generation = this.host.generation();
-    await runHookSafely(log, this.host.hooks(), 'preFork', this.host.server, worker);
+    worker.generation = this.host.generation;
+    await runHookSafely(log, this.host.hooks, 'preFork', this.host, worker);
 
-    const listeners = deps.handoff(this.host.listeners());
+    const listeners = deps.handoff(this.host.listeners);
     const payload: WorkerPayload = {
       age: worker.age,
       masterPid: process.pid,
       heartbeatFd: 3 + listeners.stdio.length,
       maxRequests: worker.maxRequests,
-      numWorkers: this.host.numWorkers(),
-      settings: { ...s, procName: this.host.procName() },
-      configModule: this.host.configModule(),
+      numWorkers: this.host.numWorkers,
+      settings: { ...s, procName: this.host.procName },
+      configModule: this.host.config.configModule,
     };
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -234,13 +231,13 @@ export class WorkerPool {
     worker.child = child;
     worker.pid = child.pid;
     this.workers.set(worker.age, worker);
-    this.host.spawned(worker);
+    this.host.control.workerSpawned(worker);
     let exited = false;
     const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
       if (exited) return;
       exited = true;
       this.pendingExits.push({ worker, exit: { code, signal } });
-      this.host.wake();
+      this.host.signals.wake();
     };
     child.on('message', (m) => this.dispatch(worker, m));
     child.once('exit', onExit);
@@ -271,7 +268,7 @@ export class WorkerPool {
       this.workers.delete(worker.age);
       worker.on('exit');
       worker.heartbeat?.close();
-      await runHookSafely(this.host.log, this.host.hooks(), 'workerExit', this.host.server, worker);
+      await runHookSafely(this.host.log, this.host.hooks, 'workerExit', this.host, worker);
     }
   }
 
@@ -300,7 +297,7 @@ export class WorkerPool {
    * if it is still there `ABORT_GRACE_SECONDS` later.
    */
   async murder(): Promise<void> {
-    const timeout = this.host.settings().timeout;
+    const timeout = this.host.settings.timeout;
     if (timeout <= 0) return;
     const now = this.host.deps.now();
     for (const w of this.all()) {
@@ -323,7 +320,7 @@ export class WorkerPool {
    * timeout, or the end of an abort's grace) and the end of the spawn backoff.
    */
   nextDeadline(): number | undefined {
-    const timeout = this.host.settings().timeout;
+    const timeout = this.host.settings.timeout;
     let next = this.backoff.remaining(this.host.deps.now()) > 0 ? this.backoff.until : undefined;
     const sooner = (t: number) => {
       if (next === undefined || t < next) next = t;
@@ -360,7 +357,7 @@ export class WorkerPool {
       const before = worker.state;
       worker.exit = exit;
       worker.on('exit');
-      this.host.exited(worker, before);
+      this.host.control.workerExited(worker, before);
       const verdict = classifyExit(worker.pid, exit, {
         killedByMaster: before === 'killed',
         fatal: worker.fatal,
@@ -372,9 +369,9 @@ export class WorkerPool {
       this.workers.delete(worker.age);
       worker.heartbeat?.close();
       this.countCrash(worker, isCounted(before), exit.signal);
-      await runHookSafely(log, this.host.hooks(), 'childExit', this.host.server, worker);
+      await runHookSafely(log, this.host.hooks, 'childExit', this.host, worker);
       if (!verdict.halt || !halting) continue;
-      if (this.host.halts(worker, verdict.halt.reason)) {
+      if (this.host.haltsOn(worker, verdict.halt.reason)) {
         throw new HaltServer(verdict.halt.reason, verdict.halt.status);
       }
     }
