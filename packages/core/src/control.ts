@@ -1,19 +1,21 @@
 import path from 'node:path';
 import type { Listener } from '@arb/sock';
 import { LineServer, SocketInUse } from './control-server.js';
+import type { Logger } from './logger.js';
+import { type Lineage, newMasterPid, ownName, parentMasterPid } from './master/lineage.js';
+import type { ReloadOutcome } from './master/reload.js';
+import type { MasterSignal } from './master/wakeup.js';
+import { isCounted, type WorkerProcess, type WorkerState } from './master/worker-state.js';
+// Types only: the metrics module (and prom-client) is loaded when --metrics-bind is set.
+import type { ArbMetrics, CompanionSummary, ExitReason, MetricsServer } from './ops/metrics.js';
+import { Notifier } from './ops/notify.js';
 import {
   type CtlRequest,
   type CtlResponse,
   decodeCtlRequest,
   encodeCtlResponse,
-} from './ctl-protocol.js';
-import type { Logger } from './logger.js';
-// Types only: the metrics module (and prom-client) is loaded when --metrics-bind is set.
-import type { ArbMetrics, CompanionSummary, ExitReason, MetricsServer } from './metrics.js';
-import { Notifier } from './notify.js';
-import { isStatsMessage } from './request-stats.js';
-import type { MasterSignal } from './signals.js';
-import { isLive, type WorkerProcess, type WorkerState } from './worker-state.js';
+} from './protocol/ctl.js';
+import type { StatsMessage } from './protocol/worker.js';
 
 /** The master's operator interfaces, as `ArbiterConfig.control` configures them. */
 export interface ControlOptions {
@@ -38,19 +40,14 @@ export interface ControlHost {
   readonly pid: number;
   readonly procName: string;
   readonly numWorkers: number;
-  readonly workers: ReadonlyMap<number, WorkerProcess>;
+  readonly pool: { all(): WorkerProcess[] };
   readonly listeners: readonly Listener[];
   readonly systemd: boolean;
-  readonly masterPid: number;
-  readonly reexecPid: number;
+  readonly lineage: Lineage;
   readonly generation: number;
   readonly startCwd: string;
   readonly serving: Promise<boolean>;
-  readonly reloader: {
-    readonly active: boolean;
-    readonly state: string;
-    readonly counts: ReloadCounts;
-  };
+  readonly reloader: { readonly active: boolean; readonly state: string; readonly seq: number };
   readonly signals: { wake(): void };
   now(): number;
   signal(sig: MasterSignal): void;
@@ -58,20 +55,6 @@ export interface ControlHost {
   upgrade?(options?: {
     timeout?: number;
   }): Promise<{ ok: boolean; newPid?: number; error?: string }>;
-}
-
-interface ReloadCounts {
-  readonly completed: number;
-  readonly failed: number;
-  readonly invalid: number;
-}
-
-export interface ReloadOutcome {
-  ok: boolean;
-  /** `completed`: the new generation serves; `rolled_back`; `refused`: the config was invalid. */
-  outcome: 'completed' | 'rolled_back' | 'refused' | 'aborted';
-  generation: number;
-  error?: string;
 }
 
 interface ReloadWaiter {
@@ -97,8 +80,6 @@ export class ArbiterControl {
   private readonly maxRequestsRetired = new Set<number>();
   private stoppingNow = false;
   private closed = false;
-  private reloadSeq = 0;
-  private reloadWatch: { seq: number; counts: ReloadCounts } | undefined;
   private reloadWaiters: ReloadWaiter[] = [];
   private readyOnce = false;
 
@@ -113,22 +94,21 @@ export class ArbiterControl {
   ctlPath(): string | undefined {
     const s = this.options.socket;
     if (!s) return undefined;
-    const full = path.resolve(this.host.startCwd, s);
-    return this.host.masterPid !== 0 ? `${full}.2` : full;
+    return ownName(this.host.lineage, path.resolve(this.host.startCwd, s));
   }
 
   /** After the listeners: the control socket, the metrics endpoint, READY=1 once serving. */
   async start(): Promise<void> {
     await this.listenCtl();
     if (this.options.metricsBind) {
-      const { ArbMetrics, MetricsServer } = await import('./metrics.js');
+      const { ArbMetrics, MetricsServer } = await import('./ops/metrics.js');
       const host = this.host;
       this.metrics = new ArbMetrics(
         {
           workersDesired: () => host.numWorkers,
           workersByState: () => {
             const out: Record<string, number> = {};
-            for (const w of host.workers.values()) out[w.state] = (out[w.state] ?? 0) + 1;
+            for (const w of host.pool.all()) out[w.state] = (out[w.state] ?? 0) + 1;
             return out;
           },
           companions: () => this.companions(),
@@ -145,7 +125,7 @@ export class ArbiterControl {
       }
     }
     void this.host.serving.then((serving) => {
-      if (!serving || this.stoppingNow || this.host.masterPid !== 0) return;
+      if (!serving || this.stoppingNow || this.host.lineage.role === 'awaiting-promotion') return;
       this.sendReady();
     });
   }
@@ -157,7 +137,7 @@ export class ArbiterControl {
   }
 
   private liveCount(): number {
-    return [...this.host.workers.values()].filter((w) => isLive(w.state)).length;
+    return this.host.pool.all().filter((w) => isCounted(w.state)).length;
   }
 
   private async listenCtl(): Promise<void> {
@@ -181,44 +161,22 @@ export class ArbiterControl {
 
   // ---- the points the Arbiter calls ------------------------------------------------------
 
-  /** Once per loop pass: settles a reload that ended. */
-  tick(): void {
-    const watch = this.reloadWatch;
-    if (!watch || this.host.reloader.active) return;
-    const c = this.host.reloader.counts;
-    let outcome: ReloadOutcome | undefined;
-    if (c.completed > watch.counts.completed) {
-      outcome = { ok: true, outcome: 'completed', generation: this.host.generation };
-    } else if (c.failed > watch.counts.failed) {
-      outcome = {
-        ok: false,
-        outcome: 'rolled_back',
-        generation: this.host.generation,
-        error: 'the new generation failed to boot; rolled back, the old one keeps serving',
-      };
-    } else if (c.invalid > watch.counts.invalid) {
-      outcome = {
-        ok: false,
-        outcome: 'refused',
-        generation: this.host.generation,
-        error: 'the new config is invalid; nothing changed',
-      };
-    } else return;
-    this.reloadWatch = undefined;
+  /** A reload ended (the reload machine says how). */
+  reloadEnded(outcome: ReloadOutcome): void {
     this.metrics?.reloads.inc({ outcome: outcome.ok ? 'ok' : 'failed' });
-    if (this.host.masterPid === 0 && !this.stoppingNow) {
+    if (this.host.lineage.role !== 'awaiting-promotion' && !this.stoppingNow) {
       const status = outcome.ok
         ? `Serving with ${this.liveCount()} workers (reloaded)`
         : `Serving with ${this.liveCount()} workers (reload ${outcome.outcome.replace('_', ' ')})`;
       this.notifier.ready(status);
     }
-    this.settleReload(watch.seq, outcome);
+    this.settleReload(outcome);
   }
 
-  private settleReload(seq: number, outcome: ReloadOutcome): void {
+  private settleReload(outcome: ReloadOutcome): void {
     const keep: ReloadWaiter[] = [];
     for (const w of this.reloadWaiters) {
-      if (seq >= w.minSeq) w.resolve(outcome);
+      if (outcome.seq >= w.minSeq) w.resolve(outcome);
       else keep.push(w);
     }
     this.reloadWaiters = keep;
@@ -226,24 +184,23 @@ export class ArbiterControl {
 
   /** HUP, before the reload begins (a HUP during a reload is coalesced: nothing to say). */
   reloadRequested(): void {
-    if (this.host.reloader.active || this.reloadWatch) return;
-    this.reloadSeq += 1;
-    this.reloadWatch = { seq: this.reloadSeq, counts: { ...this.host.reloader.counts } };
-    if (this.host.masterPid === 0) this.notifier.reloading();
+    if (this.host.reloader.active) return;
+    if (this.host.lineage.role !== 'awaiting-promotion') this.notifier.reloading();
   }
 
   workerSpawned(_worker: WorkerProcess): void {
     this.metrics?.spawns.inc();
   }
 
-  /** Every IPC message of a worker (before the Arbiter looks at it). */
-  workerMessage(worker: WorkerProcess, message: unknown): void {
-    if (isStatsMessage(message)) {
-      this.served.set(worker.age, (this.served.get(worker.age) ?? 0) + message.requests);
-      this.metrics?.addStats(message);
-    } else if ((message as { type?: unknown } | null)?.type === 'retiring') {
-      this.maxRequestsRetired.add(worker.age);
-    }
+  /** A worker's batched request counts. */
+  workerStats(worker: WorkerProcess, message: StatsMessage): void {
+    this.served.set(worker.age, (this.served.get(worker.age) ?? 0) + message.requests);
+    this.metrics?.addStats(message);
+  }
+
+  /** A worker reached `maxRequests` and is on its way out. */
+  workerRetiring(worker: WorkerProcess): void {
+    this.maxRequestsRetired.add(worker.age);
   }
 
   /** A worker exit being reaped; `before` is its state before the exit. */
@@ -256,7 +213,7 @@ export class ArbiterControl {
   private exitReason(worker: WorkerProcess, before: WorkerState): ExitReason {
     if (worker.aborted) return 'timeout';
     if (this.maxRequestsRetired.has(worker.age)) return 'max_requests';
-    if (isLive(before)) {
+    if (isCounted(before)) {
       const code = worker.exit?.code;
       return code === 3 || code === 4 ? 'boot_failure' : 'crash';
     }
@@ -289,12 +246,10 @@ export class ArbiterControl {
     if (this.stoppingNow) return;
     this.stoppingNow = true;
     this.notifier.stopWatchdog();
-    if (this.host.masterPid !== 0) return; // not the main process: not ours to tell
-    if (this.host.reexecPid !== 0) {
-      this.notifier.mainPid(
-        this.host.reexecPid,
-        `Handing over to the new master ${this.host.reexecPid}`,
-      );
+    const l = this.host.lineage;
+    if (l.role === 'awaiting-promotion') return; // not the main process: not ours to tell
+    if (l.role === 'parent') {
+      this.notifier.mainPid(l.childPid, `Handing over to the new master ${l.childPid}`);
     } else this.notifier.stopping();
   }
 
@@ -309,6 +264,7 @@ export class ArbiterControl {
         ok: false,
         outcome: 'aborted',
         generation: this.host.generation,
+        seq: this.host.reloader.seq,
         error: 'the master stopped',
       });
     }
@@ -367,7 +323,7 @@ export class ArbiterControl {
   }
 
   private async scale(action: 'add' | 'remove', count: number): Promise<CtlResponse> {
-    if (this.host.masterPid !== 0) {
+    if (this.host.lineage.role === 'awaiting-promotion') {
       return { ok: false, error: 'this master waits for promotion; scale the serving one' };
     }
     const previous = this.host.numWorkers;
@@ -380,7 +336,7 @@ export class ArbiterControl {
   }
 
   private reload(): Promise<CtlResponse> {
-    if (this.host.masterPid !== 0) {
+    if (this.host.lineage.role === 'awaiting-promotion') {
       return Promise.resolve({
         ok: false,
         error: 'this master waits for promotion; reload the serving one',
@@ -388,8 +344,9 @@ export class ArbiterControl {
     }
     return new Promise((resolve) => {
       this.reloadWaiters.push({
-        minSeq: this.reloadSeq + 1,
-        resolve: (o) => resolve({ ...o, ...(o.ok ? { message: 'reloaded' } : {}) }),
+        minSeq: this.host.reloader.seq + 1,
+        resolve: ({ seq: _seq, ...o }) =>
+          resolve({ ...o, ...(o.ok ? { message: 'reloaded' } : {}) }),
       });
       this.host.signal('SIGHUP');
     });
@@ -416,7 +373,8 @@ export class ArbiterControl {
     const h = this.host;
     const now = h.now();
     const round = (n: number) => Math.round(n * 100) / 100;
-    const workers = [...h.workers.values()]
+    const workers = h.pool
+      .all()
       .sort((a, b) => a.age - b.age)
       .map((w) => {
         const last = w.heartbeat?.lastUpdate();
@@ -441,9 +399,10 @@ export class ArbiterControl {
       master: {
         pid: h.pid,
         proc_name: h.procName,
-        role: h.masterPid !== 0 ? 'new master (waiting for promotion)' : 'master',
-        parent_master_pid: h.masterPid || null,
-        new_master_pid: h.reexecPid || null,
+        role:
+          h.lineage.role === 'awaiting-promotion' ? 'new master (waiting for promotion)' : 'master',
+        parent_master_pid: parentMasterPid(h.lineage) || null,
+        new_master_pid: newMasterPid(h.lineage) || null,
         started_at: Math.round(this.startedAt / 1000),
         uptime: round((Date.now() - this.startedAt) / 1000),
         workers_target: h.numWorkers,

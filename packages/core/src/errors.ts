@@ -4,8 +4,8 @@ export class ArbError extends Error {
 }
 
 /** A setting has a wrong type or value. */
-export class ConfigError extends ArbError {
-  override name = 'ConfigError';
+export class SettingError extends ArbError {
+  override name = 'SettingError';
   constructor(
     readonly key: string,
     readonly value: unknown,

@@ -1,5 +1,5 @@
-import type { ArbiterSettings } from './config.js';
 import type { Logger } from './logger.js';
+import type { ArbiterSettings } from './settings.js';
 
 /** What a hook sees of the master (in the master: the Arbiter itself; in a worker: a snapshot). */
 export interface ServerView {

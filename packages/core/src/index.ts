@@ -1,113 +1,27 @@
-export {
-  Arbiter,
-  type ArbiterDeps,
-  CRASH_WINDOW_SECONDS,
-  MASTER_ONLY_NODE_FLAGS,
-  type UpgradeResult,
-  WORKER_ENTRY,
-} from './arbiter.js';
-export { Backoff } from './backoff.js';
-export { monotonic } from './clock.js';
-export {
-  type ArbiterConfig,
-  type ArbiterSettings,
-  DEFAULTS,
-  defaultProcName,
-  effectiveBootTimeout,
-  type LogLevel,
-  resolveSettings,
-  settingsOf,
-  splitAppSpec,
-} from './config.js';
-export {
-  ArbiterControl,
-  type ControlHost,
-  type ControlOptions,
-  type ReloadOutcome,
-} from './control.js';
-export { LineServer, type LineServerOptions, SocketInUse, socketIsLive } from './control-server.js';
-export {
-  CTL_COMMANDS,
-  CTL_MAX_LINE_BYTES,
-  type CtlCommand,
-  type CtlDecoded,
-  type CtlRequest,
-  type CtlResponse,
-  decodeCtlRequest,
-  encodeCtlResponse,
-} from './ctl-protocol.js';
-export { AppLoadError, ArbError, ConfigError, HaltServer, PidfileError } from './errors.js';
-export {
-  createHeartbeat,
-  type Heartbeat,
-  type HeartbeatOptions,
-  heartbeatInterval,
-} from './heartbeat.js';
+// The public face of @arb/core: what the `arb` command and another tool need to run a
+// master. Everything else is internal (the tests import it from src/ directly).
+
+/** What `new Arbiter()` takes: settings, hooks, `configModule`, `sidecar`, `control`, `reloadConfig`. */
+export type { ArbiterConfig } from './config.js';
+/** The operator interfaces (`config.control`) and the companions' status they report. */
+export type { ControlOptions } from './control.js';
+/** The errors a caller may want to tell apart. */
+export { AppLoadError, ArbError, PidfileError, SettingError } from './errors.js';
+/** The hooks a config may define, their names, and how to pick them out of a module. */
 export {
   type ArbiterHooks,
   HOOK_NAMES,
-  HOOK_PROCESS,
   type HookName,
   pickHooks,
   type ServerView,
   type WorkerInfo,
 } from './hooks.js';
-export { createLogger, type Logger, type LoggerOptions, type LogSink } from './logger.js';
-// Types only: a master loads the metrics module (and prom-client) when it serves metrics.
-export type {
-  ArbMetrics,
-  CompanionSummary,
-  ExitReason,
-  MetricsServer,
-  MetricsView,
-} from './metrics.js';
-export {
-  type DatagramSender,
-  loadDatagramSender,
-  monotonicUsec,
-  Notifier,
-  type NotifierOptions,
-  sockaddrUn,
-} from './notify.js';
-export { type KillFn, Pidfile } from './pidfile.js';
-export { APP_LOAD_ERROR, classifyExit, type ExitVerdict, WORKER_BOOT_ERROR } from './reap.js';
-export {
-  isServingMessage,
-  type ReexecInput,
-  type ReexecPlan,
-  type ReexecServingMessage,
-  reexecPlan,
-} from './reexec.js';
-export { Reload, type ReloadHost, type ReloadState } from './reload.js';
-export {
-  bucketOf,
-  isStatsMessage,
-  LATENCY_BUCKETS,
-  STATS_INTERVAL_MS,
-  type StatsMessage,
-  WorkerRequestStats,
-} from './request-stats.js';
-export {
-  SIDECAR_STABLE_SECONDS,
-  type SidecarContext,
-  SidecarSlot,
-  type SidecarSpec,
-} from './sidecar.js';
-export { MASTER_SIGNALS, type MasterSignal, SignalQueue } from './signals.js';
-export { masterTitle, workerTitle } from './titles.js';
-export {
-  appFile,
-  type FastifyLike,
-  type FetchHandler,
-  type LoadedApp,
-  loadApp,
-} from './worker/load-app.js';
-export { WORKER_ENV, type WorkerMessage, type WorkerPayload } from './worker-protocol.js';
-export {
-  isLive,
-  nextState,
-  type WorkerEvent,
-  type WorkerExit,
-  WorkerProcess,
-  type WorkerState,
-} from './worker-state.js';
+/** The master: `new Arbiter(config).run()` resolves with the exit status. */
+export { Arbiter, type UpgradeResult } from './master/arbiter.js';
+/** The one supervised sidecar process (`config.sidecar`). */
+export type { SidecarSpec } from './master/sidecar.js';
+export type { CompanionSummary } from './ops/metrics.js';
+/** The plain settings and their defaults (the CLI shows and merges them). */
+export { type ArbiterSettings, DEFAULTS } from './settings.js';
+/** The app loader the workers use (the CLI's `--check-config` loads the app the same way). */
+export { appFile, loadApp } from './worker/load-app.js';

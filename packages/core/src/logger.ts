@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import tty from 'node:tty';
 import pino from 'pino';
-import type { LogLevel } from './config.js';
+import type { LogLevel } from './settings.js';
 
 export type Logger = pino.Logger;
 

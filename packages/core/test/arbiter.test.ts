@@ -3,14 +3,15 @@
 // Arbiter with injected spawn/kill/clock/log.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Listener } from '@arb/sock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Arbiter } from '../src/arbiter.js';
 import { HaltServer } from '../src/errors.js';
-import { MASTER_SIGNALS } from '../src/signals.js';
-import { type Fakes, FIXTURES, fakes, tempDir } from './helpers.js';
+import { MASTER_SIGNALS } from '../src/master/wakeup.js';
+import { FIXTURES, fakeListener, fakes, makeArbiter, tempDir } from './helpers.js';
 
 const APP = path.join(FIXTURES, 'app-pid.mjs');
+
+const make = makeArbiter;
+const listener = (address: string) => fakeListener(address);
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -22,21 +23,6 @@ function scratch(): string {
   dirs.push(d);
   return d;
 }
-
-function make(config: Record<string, unknown> = {}, f: Fakes = fakes()) {
-  const arbiter = new Arbiter({ app: APP, timeout: 2, gracefulTimeout: 0.2, ...config }, f.deps);
-  return { arbiter, f };
-}
-
-const listener = (address: string): Listener =>
-  ({
-    kind: 'tcp',
-    fd: 10,
-    address,
-    url: `http://${address}`,
-    backlog: 2048,
-    origin: 'bound',
-  }) as Listener;
 
 describe('stop: closing and unlinking the listeners (seed cases 1-5)', () => {
   it('a plain stop closes the listeners and unlinks', async () => {
@@ -50,14 +36,14 @@ describe('stop: closing and unlinking the listeners (seed cases 1-5)', () => {
 
   it('does not unlink while a re-exec child master exists', async () => {
     const { arbiter, f } = make();
-    arbiter.reexecPid = process.pid;
+    arbiter.lineage = { role: 'parent', childPid: process.pid, childServing: false };
     await arbiter.stop();
     expect(f.closeListeners).toHaveBeenCalledWith([], { unlink: false });
   });
 
   it('does not unlink in a re-exec child whose parent master lives', async () => {
     const { arbiter, f } = make();
-    arbiter.masterPid = process.ppid;
+    arbiter.lineage = { role: 'awaiting-promotion', parentPid: process.ppid };
     await arbiter.stop();
     expect(f.closeListeners).toHaveBeenCalledWith([], { unlink: false });
   });
@@ -84,9 +70,9 @@ describe('spawning and reaping workers', () => {
       env: { ARB_FD: '3,4', ARB_LISTENERS: 'x', ARB_BACKLOG: '2048' },
     }));
     const { arbiter } = make({ maxRequests: 10, maxRequestsJitter: 4 }, f);
-    const w = await arbiter.spawnWorker();
+    const w = await arbiter.pool.spawn();
     expect(w?.pid).toBe(101);
-    expect(arbiter.workers.get(1)).toBe(w);
+    expect(arbiter.pool.get(1)).toBe(w);
     const [cmd, args, opts] = (f.deps.spawn as ReturnType<typeof vi.fn>).mock.calls[0]!;
     expect(cmd).toBe(process.execPath);
     expect(args.at(-1)).toBe('/nonexistent/worker-main.js');
@@ -104,15 +90,15 @@ describe('spawning and reaping workers', () => {
 
   it('ages increase and are never reused', async () => {
     const { arbiter } = make();
-    const a = await arbiter.spawnWorker();
-    const b = await arbiter.spawnWorker();
+    const a = await arbiter.pool.spawn();
+    const b = await arbiter.pool.spawn();
     expect([a?.age, b?.age]).toEqual([1, 2]);
   });
 
   it('runs preFork in the master before each spawn', async () => {
     const preFork = vi.fn();
     const { arbiter, f } = make({ preFork });
-    await arbiter.spawnWorker();
+    await arbiter.pool.spawn();
     expect(preFork).toHaveBeenCalledWith(arbiter, expect.objectContaining({ age: 1 }));
     expect(preFork.mock.invocationCallOrder[0]).toBeLessThan(
       (f.deps.spawn as ReturnType<typeof vi.fn>).mock.invocationCallOrder[0]!,
@@ -122,32 +108,32 @@ describe('spawning and reaping workers', () => {
   it('reaping a worker closes its heartbeat and calls childExit (seed 11)', async () => {
     const childExit = vi.fn();
     const { arbiter, f } = make({ childExit });
-    const w = (await arbiter.spawnWorker())!;
+    const w = (await arbiter.pool.spawn())!;
     f.children[0]!.die(0);
-    await arbiter.reapWorkers();
+    await arbiter.pool.reap();
     expect(f.heartbeats[0]!.close).toHaveBeenCalled();
     expect(childExit).toHaveBeenCalledWith(arbiter, w);
-    expect(arbiter.workers.size).toBe(0);
+    expect(arbiter.pool.size).toBe(0);
     expect(w.state).toBe('exited');
   });
 
   it('a worker found gone when signalled is removed and workerExit runs in the master (seed 10)', async () => {
     const workerExit = vi.fn();
     const { arbiter, f } = make({ workerExit });
-    const w = (await arbiter.spawnWorker())!;
+    const w = (await arbiter.pool.spawn())!;
     f.kill.mockImplementation(() => {
       throw Object.assign(new Error('gone'), { code: 'ESRCH' });
     });
-    await arbiter.killWorker(w, 'SIGTERM');
+    await arbiter.pool.kill(w, 'SIGTERM');
     expect(workerExit).toHaveBeenCalledWith(arbiter, w);
     expect(f.heartbeats[0]!.close).toHaveBeenCalled();
-    expect(arbiter.workers.size).toBe(0);
+    expect(arbiter.pool.size).toBe(0);
   });
 
   it('kill_worker sends the signal', async () => {
     const { arbiter, f } = make();
-    const w = (await arbiter.spawnWorker())!;
-    await arbiter.killWorker(w, 'SIGUSR1');
+    const w = (await arbiter.pool.spawn())!;
+    await arbiter.pool.kill(w, 'SIGUSR1');
     expect(f.kill).toHaveBeenCalledWith(101, 'SIGUSR1');
   });
 });
@@ -156,11 +142,11 @@ describe('exit classification while reaping (upstream TestReapWorkers)', () => {
   async function reapOne(code: number | null, signal: NodeJS.Signals | null = null) {
     const childExit = vi.fn();
     const { arbiter, f } = make({ childExit });
-    await arbiter.spawnWorker();
+    await arbiter.pool.spawn();
     f.children[0]!.die(code, signal);
     let halted: HaltServer | undefined;
     try {
-      await arbiter.reapWorkers();
+      await arbiter.pool.reap();
     } catch (err) {
       halted = err as HaltServer;
     }
@@ -171,7 +157,7 @@ describe('exit classification while reaping (upstream TestReapWorkers)', () => {
     const { arbiter, f, halted, childExit } = await reapOne(0);
     expect(halted).toBeUndefined();
     expect(childExit).toHaveBeenCalledTimes(1);
-    expect(arbiter.workers.size).toBe(0);
+    expect(arbiter.pool.size).toBe(0);
     expect(f.log.at('error')).toHaveLength(0);
   });
 
@@ -183,18 +169,18 @@ describe('exit classification while reaping (upstream TestReapWorkers)', () => {
 
   it('exit 3 halts with status 3 and says why', async () => {
     const { arbiter, f } = make();
-    await arbiter.spawnWorker();
+    await arbiter.pool.spawn();
     f.children[0]!.emit('message', {
       type: 'fatal',
       code: 3,
       message: 'postFork hook threw: nope',
     });
     f.children[0]!.die(3);
-    const err = await arbiter.reapWorkers().catch((e) => e);
+    const err = await arbiter.pool.reap().catch((e) => e);
     expect(err).toBeInstanceOf(HaltServer);
     expect(err.status).toBe(3);
     expect(err.reason).toBe('Worker (pid:101) failed to boot: postFork hook threw: nope');
-    expect(arbiter.workers.size).toBe(0);
+    expect(arbiter.pool.size).toBe(0);
   });
 
   it('exit 4 halts with status 4', async () => {
@@ -225,15 +211,15 @@ describe('exit classification while reaping (upstream TestReapWorkers)', () => {
   it('the late exit of a worker already removed is only a debug line: no halt, no childExit', async () => {
     const childExit = vi.fn();
     const { arbiter, f } = make({ childExit });
-    const w = (await arbiter.spawnWorker())!;
-    await arbiter.spawnWorker();
+    const w = (await arbiter.pool.spawn())!;
+    await arbiter.pool.spawn();
     f.kill.mockImplementationOnce(() => {
       throw Object.assign(new Error('gone'), { code: 'ESRCH' });
     });
-    await arbiter.killWorker(w, 'SIGTERM'); // removed as already gone
+    await arbiter.pool.kill(w, 'SIGTERM'); // removed as already gone
     f.children[0]!.die(3); // its late exit event: nothing to reap twice, no halt
     f.children[1]!.die(0);
-    await arbiter.reapWorkers();
+    await arbiter.pool.reap();
     expect(childExit).toHaveBeenCalledTimes(1);
     expect(childExit.mock.calls[0]![1].pid).toBe(102);
     expect(f.log.at('error')).toHaveLength(0);
@@ -243,17 +229,17 @@ describe('exit classification while reaping (upstream TestReapWorkers)', () => {
 describe('keeping the count', () => {
   it('spawns the missing workers, and retires the oldest excess ones gracefully', async () => {
     const { arbiter, f } = make({ workers: 3 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     expect(f.children).toHaveLength(3);
     await arbiter.setNumWorkers(1);
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     expect(f.kill.mock.calls).toEqual([
       [101, 'SIGTERM'],
       [102, 'SIGTERM'],
     ]);
-    expect(arbiter.liveWorkers().map((w) => w.pid)).toEqual([103]);
+    expect(arbiter.pool.live().map((w) => w.pid)).toEqual([103]);
     // retiring workers are not signalled again, and not replaced
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     expect(f.kill).toHaveBeenCalledTimes(2);
     expect(f.children).toHaveLength(3);
   });
@@ -261,7 +247,7 @@ describe('keeping the count', () => {
   it('TTIN adds a worker and TTOU removes the oldest, with nworkersChanged', async () => {
     const nworkersChanged = vi.fn();
     const { arbiter, f } = make({ workers: 2, nworkersChanged });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     await arbiter.handleSignal('SIGTTIN');
     expect(arbiter.numWorkers).toBe(3);
     expect(f.children).toHaveLength(3);
@@ -279,63 +265,63 @@ describe('keeping the count', () => {
 
   it('a worker that exits is replaced on the next pass', async () => {
     const { arbiter, f } = make({ workers: 2 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     f.clock.t += 60; // an old worker: no crash-loop backoff
     f.children[0]!.die(null, 'SIGKILL');
-    await arbiter.reapWorkers();
-    await arbiter.manageWorkers();
+    await arbiter.pool.reap();
+    await arbiter.pool.manage();
     expect(f.children).toHaveLength(3);
   });
 
   it('a serving worker killed from outside right after boot is replaced at once, every time', async () => {
     // kill -9 (or the OOM killer) is not a crash loop: backing off would leave no worker.
     const { arbiter, f } = make({ workers: 1 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     for (let i = 0; i < 5; i++) {
       const child = f.children.at(-1)!;
       child.emit('message', { type: 'ready' });
       child.die(null, 'SIGKILL');
-      await arbiter.reapWorkers();
-      await arbiter.manageWorkers();
+      await arbiter.pool.reap();
+      await arbiter.pool.manage();
       expect(f.children).toHaveLength(i + 2);
     }
-    expect(arbiter.spawnBackoff.remaining(f.clock.t)).toBe(0);
+    expect(arbiter.pool.backoff.remaining(f.clock.t)).toBe(0);
   });
 
   it('a booting worker killed from outside is replaced at once too', async () => {
     const { arbiter, f } = make({ workers: 1 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     for (const sig of ['SIGKILL', 'SIGTERM'] as const) {
       const before = f.children.length;
       f.children.at(-1)!.die(null, sig);
-      await arbiter.reapWorkers();
-      await arbiter.manageWorkers();
+      await arbiter.pool.reap();
+      await arbiter.pool.manage();
       expect(f.children).toHaveLength(before + 1);
     }
-    expect(arbiter.spawnBackoff.remaining(f.clock.t)).toBe(0);
+    expect(arbiter.pool.backoff.remaining(f.clock.t)).toBe(0);
   });
 
   it('a worker that crashes (SIGSEGV) right after boot counts toward the backoff', async () => {
     const { arbiter, f } = make({ workers: 1 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     f.children.at(-1)!.die(null, 'SIGSEGV');
-    await arbiter.reapWorkers();
-    expect(arbiter.spawnBackoff.remaining(f.clock.t)).toBeGreaterThan(0);
+    await arbiter.pool.reap();
+    expect(arbiter.pool.backoff.remaining(f.clock.t)).toBeGreaterThan(0);
   });
 
   it('a worker that keeps dying right after boot is replaced with capped exponential backoff', async () => {
     const { arbiter, f } = make({ workers: 1 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     const delays: number[] = [];
     for (let i = 0; i < 9; i++) {
       f.children.at(-1)!.die(1);
-      await arbiter.reapWorkers();
+      await arbiter.pool.reap();
       const before = f.children.length;
-      await arbiter.manageWorkers();
+      await arbiter.pool.manage();
       expect(f.children).toHaveLength(before); // not at once
-      delays.push(arbiter.spawnBackoff.remaining(f.clock.t));
+      delays.push(arbiter.pool.backoff.remaining(f.clock.t));
       f.clock.t += delays.at(-1)!;
-      await arbiter.manageWorkers();
+      await arbiter.pool.manage();
       expect(f.children).toHaveLength(before + 1);
     }
     expect(delays.map((d) => Math.round(d * 10) / 10)).toEqual([
@@ -344,23 +330,23 @@ describe('keeping the count', () => {
     // a stable run resets it
     f.clock.t += 60;
     f.children.at(-1)!.die(1);
-    await arbiter.reapWorkers();
-    await arbiter.manageWorkers();
-    expect(arbiter.spawnBackoff.failures).toBe(0);
+    await arbiter.pool.reap();
+    await arbiter.pool.manage();
+    expect(arbiter.pool.backoff.failures).toBe(0);
   });
 
   it('a worker that says it is retiring (max requests) is replaced before it exits', async () => {
     const { arbiter, f } = make({ workers: 1 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     f.children[0]!.emit('message', { type: 'retiring' });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     expect(f.children).toHaveLength(2);
     expect(f.kill).not.toHaveBeenCalled();
   });
 
   it('resolves `serving` once the first generation is ready', async () => {
     const { arbiter, f } = make({ workers: 2 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     let serving: boolean | undefined;
     void arbiter.serving.then((v) => {
       serving = v;
@@ -370,48 +356,48 @@ describe('keeping the count', () => {
     expect(serving).toBeUndefined();
     f.children[1]!.emit('message', { type: 'ready' });
     expect(await arbiter.serving).toBe(true);
-    expect(arbiter.workers.get(1)?.booted).toBe(true);
+    expect(arbiter.pool.get(1)?.booted).toBe(true);
   });
 });
 
 describe('heartbeat: murder_workers', () => {
   it('a silent worker gets SIGABRT first, then SIGKILL on a later pass', async () => {
     const { arbiter, f } = make({ timeout: 2 });
-    const w = (await arbiter.spawnWorker())!;
+    const w = (await arbiter.pool.spawn())!;
     f.clock.t += 1.5;
-    await arbiter.murderWorkers();
+    await arbiter.pool.murder();
     expect(f.kill).not.toHaveBeenCalled();
     f.clock.t += 1;
-    await arbiter.murderWorkers();
+    await arbiter.pool.murder();
     expect(f.kill).toHaveBeenLastCalledWith(101, 'SIGABRT');
     expect(w.aborted).toBe(true);
     expect(f.log.at('error').map((l) => l.msg)).toContain('WORKER TIMEOUT (pid:101)');
     f.clock.t += 0.5;
-    await arbiter.murderWorkers();
+    await arbiter.pool.murder();
     expect(f.kill).toHaveBeenLastCalledWith(101, 'SIGKILL');
     expect(w.state).toBe('killed');
     // its SIGKILL death is not blamed on memory
     f.children[0]!.die(null, 'SIGKILL');
-    await arbiter.reapWorkers();
+    await arbiter.pool.reap();
     expect(f.log.at('error').map((l) => l.msg)).toContain('Worker (pid:101) was sent SIGKILL!');
   });
 
   it('a worker that stamps its heartbeat is left alone', async () => {
     const { arbiter, f } = make({ timeout: 2 });
-    await arbiter.spawnWorker();
+    await arbiter.pool.spawn();
     for (let i = 0; i < 10; i++) {
       f.clock.t += 1;
       f.heartbeats[0]!.last = f.clock.t;
-      await arbiter.murderWorkers();
+      await arbiter.pool.murder();
     }
     expect(f.kill).not.toHaveBeenCalled();
   });
 
   it('timeout 0 disables it', async () => {
     const { arbiter, f } = make({ timeout: 0 });
-    await arbiter.spawnWorker();
+    await arbiter.pool.spawn();
     f.clock.t += 1e6;
-    await arbiter.murderWorkers();
+    await arbiter.pool.murder();
     expect(f.kill).not.toHaveBeenCalled();
   });
 });
@@ -435,7 +421,7 @@ describe('signals in the master', () => {
 
   it('USR1 reopens the log files and forwards USR1 to every worker', async () => {
     const { arbiter, f } = make({ workers: 2 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     await arbiter.handleSignal('SIGUSR1');
     expect(f.log.reopen).toHaveBeenCalled();
     expect(f.kill.mock.calls).toEqual([
@@ -446,14 +432,14 @@ describe('signals in the master', () => {
 
   it('WINCH stops the workers gracefully and keeps none', async () => {
     const { arbiter, f } = make({ workers: 2 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     await arbiter.handleSignal('SIGWINCH');
     expect(arbiter.numWorkers).toBe(0);
     expect(f.kill.mock.calls).toEqual([
       [101, 'SIGTERM'],
       [102, 'SIGTERM'],
     ]);
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     expect(f.children).toHaveLength(2);
   });
 
@@ -461,7 +447,7 @@ describe('signals in the master', () => {
     const f = fakes();
     f.deps.isTerminal = () => true;
     const { arbiter } = make({ workers: 2 }, f);
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     await arbiter.handleSignal('SIGWINCH');
     expect(arbiter.numWorkers).toBe(2);
     expect(f.kill).not.toHaveBeenCalled();
@@ -470,7 +456,7 @@ describe('signals in the master', () => {
   it('HUP runs onReload, starts a new generation and retires the old one once it is ready', async () => {
     const onReload = vi.fn();
     const { arbiter, f } = make({ workers: 2, onReload });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     await arbiter.handleSignal('SIGHUP');
     expect(onReload).toHaveBeenCalledWith(arbiter);
     expect(f.children).toHaveLength(4);
@@ -507,7 +493,7 @@ describe('signal listeners', () => {
 describe('stop', () => {
   it('graceful: TERM to the workers, SIGKILL to those left after gracefulTimeout', async () => {
     const { arbiter, f } = make({ workers: 2, gracefulTimeout: 0.3 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     f.kill.mockImplementation((pid: number, sig: string) => {
       if (pid === 101 && sig === 'SIGTERM') setTimeout(() => f.children[0]!.die(0), 10);
       if (sig === 'SIGKILL') setTimeout(() => f.children[1]!.die(null, 'SIGKILL'), 10);
@@ -523,13 +509,13 @@ describe('stop', () => {
       [102, 'SIGTERM'],
       [102, 'SIGKILL'],
     ]);
-    expect(arbiter.workers.size).toBe(0);
+    expect(arbiter.pool.size).toBe(0);
     expect(Date.now() - started).toBeLessThan(3000);
   });
 
   it('quick: QUIT to the workers', async () => {
     const { arbiter, f } = make({ workers: 1 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     f.kill.mockImplementation(() => setTimeout(() => f.children[0]!.die(0), 5));
     await arbiter.stop(false);
     expect(f.kill.mock.calls[0]).toEqual([101, 'SIGQUIT']);
@@ -537,7 +523,7 @@ describe('stop', () => {
 
   it('an INT queued during a graceful stop makes it quick', async () => {
     const { arbiter, f } = make({ workers: 1, gracefulTimeout: 30 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     f.kill.mockImplementation((_pid: number, sig: string) => {
       if (sig === 'SIGQUIT') setTimeout(() => f.children[0]!.die(0), 5);
     });

@@ -1,14 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { decodeCtlRequest } from '../src/ctl-protocol.js';
-import { ArbMetrics } from '../src/metrics.js';
-import {
-  bucketOf,
-  LATENCY_BUCKETS,
-  type StatsMessage,
-  WorkerRequestStats,
-} from '../src/request-stats.js';
+import { ArbMetrics } from '../src/ops/metrics.js';
+import { decodeCtlRequest } from '../src/protocol/ctl.js';
+import { LATENCY_BUCKETS, type StatsMessage } from '../src/protocol/worker.js';
+import { bucketOf, WorkerRequestStats } from '../src/worker/request-stats.js';
 
 describe('decodeCtlRequest', () => {
   it('accepts every command', () => {

@@ -5,12 +5,15 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Listener } from '@arb/sock';
 import { alive, tempDir as tempDirIn, waitFor } from '@arb/testkit';
 import pino from 'pino';
 import { vi } from 'vitest';
-import type { ArbiterDeps } from '../src/arbiter.js';
-import type { Heartbeat } from '../src/heartbeat.js';
+import type { ArbiterConfig } from '../src/config.js';
 import type { LogSink } from '../src/logger.js';
+import { Arbiter } from '../src/master/arbiter.js';
+import type { ArbiterDeps } from '../src/master/deps.js';
+import type { Heartbeat } from '../src/protocol/heartbeat.js';
 
 export { waitFor };
 /** The process exists and is not a zombie. */
@@ -77,6 +80,8 @@ export interface Fakes {
   kill: ReturnType<typeof vi.fn>;
   closeListeners: ReturnType<typeof vi.fn>;
   log: ReturnType<typeof recordingLog>;
+  /** Moves the clock; every worker's event loop ran meanwhile (its heartbeat is fresh). */
+  advance(seconds: number): void;
 }
 
 /** Deps for an Arbiter that spawns fake children with pids 101, 102, ... */
@@ -111,7 +116,37 @@ export function fakes(): Fakes {
     workerEntry: '/nonexistent/worker-main.js',
     logSink: log,
   };
-  return { deps, clock, children, heartbeats, kill, closeListeners, log };
+  const advance = (seconds: number) => {
+    clock.t += seconds;
+    for (const hb of heartbeats) hb.last = clock.t;
+  };
+  return { deps, clock, children, heartbeats, kill, closeListeners, log, advance };
+}
+
+/** The app of the unit tests' arbiters (never loaded: their workers are fakes). */
+export const UNIT_APP = path.join(FIXTURES, 'app-pid.mjs');
+
+/** An Arbiter on fakes, with short timeouts (config: anything `ArbiterConfig` takes). */
+export function makeArbiter(
+  config: Partial<ArbiterConfig> | Record<string, unknown> = {},
+  f: Fakes = fakes(),
+) {
+  const full = { app: UNIT_APP, timeout: 2, gracefulTimeout: 0.2, ...config } as ArbiterConfig;
+  const arbiter = new Arbiter(full, f.deps);
+  return { arbiter, f };
+}
+
+/** A listener record as `@arb/sock` makes them (no socket behind it). */
+export function fakeListener(address: string, fd = 10, name?: string): Listener {
+  return {
+    kind: 'tcp',
+    fd,
+    address,
+    url: `http://${address}`,
+    backlog: 2048,
+    origin: 'bound',
+    name,
+  } as Listener;
 }
 
 // ---- e2e ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { NotifyReceiver } from '@arb/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
-import { loadDatagramSender, Notifier, sockaddrUn } from '../src/notify.js';
+import { loadDatagramSender, Notifier, sockaddrUn } from '../src/ops/notify.js';
 
 const log = createLogger({ proc: 'master', level: 'fatal', dest: '-' }).log;
 const receivers: NotifyReceiver[] = [];

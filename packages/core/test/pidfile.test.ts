@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PidfileError } from '../src/errors.js';
-import { Pidfile } from '../src/pidfile.js';
+import { Pidfile } from '../src/master/pidfile.js';
 import { tempDir } from './helpers.js';
 
 let dir: string;

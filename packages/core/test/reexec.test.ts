@@ -4,37 +4,21 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { handoff, type Listener } from '@arb/sock';
+import { handoff } from '@arb/sock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Arbiter } from '../src/arbiter.js';
 import type { ArbiterConfig } from '../src/config.js';
-import { reexecPlan } from '../src/reexec.js';
-import type { SidecarSpec } from '../src/sidecar.js';
-import { FakeChild, type Fakes, FIXTURES, fakes, tempDir } from './helpers.js';
-
-const APP = path.join(FIXTURES, 'app-pid.mjs');
+import { newMasterPid, parentMasterPid } from '../src/master/lineage.js';
+import type { SidecarSpec } from '../src/master/sidecar.js';
+import { reexecPlan } from '../src/master/upgrade.js';
+import { FakeChild, type Fakes, fakeListener, fakes, makeArbiter, tempDir } from './helpers.js';
 
 function make(config: Partial<ArbiterConfig> = {}, f: Fakes = fakes()) {
   f.deps.handoff = handoff; // the real one: it only reads fd, address, backlog, name
-  const arbiter = new Arbiter({ app: APP, timeout: 2, gracefulTimeout: 0.2, ...config }, f.deps);
-  return { arbiter, f };
+  return makeArbiter(config, f);
 }
-
-const listener = (address: string, fd: number, name?: string): Listener =>
-  ({
-    kind: 'tcp',
-    fd,
-    address,
-    url: `http://${address}`,
-    backlog: 2048,
-    origin: 'bound',
-    name,
-  }) as Listener;
+const listener = fakeListener;
 
 const spawnCalls = (f: Fakes) => (f.deps.spawn as ReturnType<typeof vi.fn>).mock.calls;
-
-type Private = { stepUpgrade(): Promise<void>; maybePromote(): void; manageSidecar(): void };
-const priv = (a: Arbiter) => a as unknown as Private;
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -51,7 +35,7 @@ describe('re-exec (seed cases 6-9)', () => {
     arbiter.hooks = { ...arbiter.hooks, preExec };
     const result = await arbiter.reexec();
     expect(result.pid).toBe(101);
-    expect(arbiter.reexecPid).toBe(101);
+    expect(newMasterPid(arbiter.lineage)).toBe(101);
     expect(preExec).toHaveBeenCalledWith(arbiter);
     const [command, args, options] = spawnCalls(f)[0]!;
     expect(command).toBe(process.execPath);
@@ -120,7 +104,7 @@ describe('re-exec (seed cases 6-9)', () => {
 
   it('USR2 is refused while a re-exec child exists (seed 8)', async () => {
     const { arbiter, f } = make();
-    arbiter.reexecPid = 4242;
+    arbiter.lineage = { role: 'parent', childPid: 4242, childServing: false };
     await arbiter.handleSignal('SIGUSR2');
     expect(spawnCalls(f)).toHaveLength(0);
     expect(f.log.at('warn').map((l) => l.msg)).toContain('USR2 signal ignored. Child exists.');
@@ -128,7 +112,7 @@ describe('re-exec (seed cases 6-9)', () => {
 
   it('USR2 is refused in an unpromoted re-exec child (seed 9)', async () => {
     const { arbiter, f } = make();
-    arbiter.masterPid = process.ppid;
+    arbiter.lineage = { role: 'awaiting-promotion', parentPid: process.ppid };
     await arbiter.handleSignal('SIGUSR2');
     expect(spawnCalls(f)).toHaveLength(0);
     expect(f.log.at('warn').map((l) => l.msg)).toContain('USR2 signal ignored. Parent exists.');
@@ -143,13 +127,13 @@ describe('re-exec (seed cases 6-9)', () => {
   });
 
   it('when the new master exits, USR2 works again', async () => {
-    const { arbiter, f } = make();
+    const { arbiter, f } = make({ workers: 0 });
     await arbiter.reexec();
     f.children[0]!.die(1);
-    await priv(arbiter).stepUpgrade();
+    await arbiter.pass();
     // the loop reaps it on its next pass
-    (arbiter as unknown as { reapReexec(): void }).reapReexec();
-    expect(arbiter.reexecPid).toBe(0);
+    await arbiter.pass();
+    expect(newMasterPid(arbiter.lineage)).toBe(0);
     await arbiter.reexec();
     expect(spawnCalls(f)).toHaveLength(2);
   });
@@ -175,25 +159,25 @@ describe('the re-exec child: .2 pidfile, promotion, no sidecar before promotion'
     const { arbiter } = make({ workers: 1, pidfile, sidecar, procName: 'svc' }, f);
     process.env.ARB_PID = '777'; // as the old master set it; promotion deletes it
     await arbiter.start();
-    expect(arbiter.masterPid).toBe(777);
+    expect(parentMasterPid(arbiter.lineage)).toBe(777);
     expect(arbiter.procName).toBe('svc.2');
     expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
-    await arbiter.manageWorkers();
-    priv(arbiter).manageSidecar();
+    await arbiter.pool.manage();
+    await arbiter.pass();
     expect(sidecarSpawn).not.toHaveBeenCalled(); // companions must not run twice
     f.children[0]!.emit('message', { type: 'ready' });
     expect(fs.readFileSync(`${pidfile}.2`, 'utf8').trim()).toBe(String(process.pid));
     expect(sent).toEqual([{ type: 'arb:serving', pid: process.pid }]);
-    priv(arbiter).maybePromote();
-    expect(arbiter.masterPid).toBe(777); // parent still there
+    await arbiter.pass();
+    expect(parentMasterPid(arbiter.lineage)).toBe(777); // parent still there
     ppid = 1; // the old master exited
-    priv(arbiter).maybePromote();
-    expect(arbiter.masterPid).toBe(0);
+    await arbiter.pass();
+    expect(parentMasterPid(arbiter.lineage)).toBe(0);
     expect(arbiter.procName).toBe('svc');
     expect(process.env.ARB_PID).toBeUndefined();
     expect(fs.existsSync(`${pidfile}.2`)).toBe(false);
     expect(fs.readFileSync(pidfile, 'utf8').trim()).toBe(String(process.pid));
-    priv(arbiter).manageSidecar();
+    await arbiter.pass();
     expect(sidecarSpawn).toHaveBeenCalledOnce();
     arbiter.pidfile?.unlink();
   });
@@ -202,15 +186,15 @@ describe('the re-exec child: .2 pidfile, promotion, no sidecar before promotion'
 describe('Arbiter.upgrade(): the one-step upgrade', () => {
   it('new master serving → old workers retired → ok, and this master stops', async () => {
     const { arbiter, f } = make({ workers: 2 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     const result = arbiter.upgrade({ timeout: 10 });
-    await priv(arbiter).stepUpgrade(); // spawns the new master
+    await arbiter.pass(); // spawns the new master
     const newMaster = f.children[2]!;
-    expect(arbiter.reexecPid).toBe(newMaster.pid);
-    await priv(arbiter).stepUpgrade();
+    expect(newMasterPid(arbiter.lineage)).toBe(newMaster.pid);
+    await arbiter.pass();
     expect(f.kill).not.toHaveBeenCalled(); // not before it serves
     newMaster.emit('message', { type: 'arb:serving', pid: newMaster.pid });
-    await priv(arbiter).stepUpgrade();
+    await arbiter.pass();
     expect(f.kill.mock.calls).toEqual([
       [101, 'SIGTERM'],
       [102, 'SIGTERM'],
@@ -218,20 +202,20 @@ describe('Arbiter.upgrade(): the one-step upgrade', () => {
     expect(arbiter.numWorkers).toBe(0);
     f.children[0]!.die(0);
     f.children[1]!.die(0);
-    await arbiter.reapWorkers();
-    await priv(arbiter).stepUpgrade();
+    await arbiter.pool.reap();
+    await arbiter.pass();
     await expect(result).resolves.toEqual({ ok: true, newPid: newMaster.pid });
     expect(arbiter.signals.drain()).toEqual(['SIGTERM']);
   });
 
   it('a new master that exits before serving: failure, our workers untouched', async () => {
     const { arbiter, f } = make({ workers: 1 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     const result = arbiter.upgrade();
-    await priv(arbiter).stepUpgrade();
+    await arbiter.pass();
     f.children[1]!.die(4);
-    (arbiter as unknown as { reapReexec(): void }).reapReexec();
-    await priv(arbiter).stepUpgrade();
+    await arbiter.pass();
+    await arbiter.pass();
     await expect(result).resolves.toMatchObject({ ok: false, error: 'the new master exited' });
     expect(f.kill).not.toHaveBeenCalled();
     expect(arbiter.signals.size).toBe(0);
@@ -239,20 +223,20 @@ describe('Arbiter.upgrade(): the one-step upgrade', () => {
 
   it('a new master not serving in time is stopped (TERM)', async () => {
     const { arbiter, f } = make({ workers: 1 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     const result = arbiter.upgrade({ timeout: 5 });
-    await priv(arbiter).stepUpgrade();
-    f.clock.t += 6;
-    await priv(arbiter).stepUpgrade();
+    await arbiter.pass();
+    f.advance(6);
+    await arbiter.pass();
     await expect(result).resolves.toMatchObject({ ok: false, newPid: 102 });
     expect(f.kill.mock.calls).toEqual([[102, 'SIGTERM']]);
   });
 
   it('is refused in an unpromoted master', async () => {
     const { arbiter } = make();
-    arbiter.masterPid = 4242;
+    arbiter.lineage = { role: 'awaiting-promotion', parentPid: 4242 };
     const result = arbiter.upgrade();
-    await priv(arbiter).stepUpgrade();
+    await arbiter.pass();
     await expect(result).resolves.toEqual({
       ok: false,
       error: 'USR2 signal ignored. Parent exists.',

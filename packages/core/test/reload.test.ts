@@ -2,42 +2,19 @@
 // spawn/kill/clock: readiness-gated retirement, rollback, coalescing, bind changes.
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { Listener } from '@arb/sock';
 import { describe, expect, it, vi } from 'vitest';
-import { Arbiter } from '../src/arbiter.js';
 import type { ArbiterConfig } from '../src/config.js';
 import { HaltServer } from '../src/errors.js';
-import type { SidecarSpec } from '../src/sidecar.js';
-import { FakeChild, type Fakes, FIXTURES, fakes } from './helpers.js';
+import type { SidecarSpec } from '../src/master/sidecar.js';
+import { FakeChild, type Fakes, FIXTURES, fakeListener, fakes, makeArbiter } from './helpers.js';
 
 const APP = path.join(FIXTURES, 'app-pid.mjs');
 
-function make(config: Partial<ArbiterConfig> = {}, f: Fakes = fakes()) {
-  const arbiter = new Arbiter({ app: APP, timeout: 2, gracefulTimeout: 0.2, ...config }, f.deps);
-  return { arbiter, f };
-}
+const make = makeArbiter;
 
 const ready = (f: Fakes, ...indexes: number[]) => {
   for (const i of indexes) f.children[i]!.emit('message', { type: 'ready' });
 };
-
-/** One loop pass as `run()` does it (minus waiting). */
-async function pass(arbiter: Arbiter): Promise<void> {
-  await arbiter.reapWorkers();
-  for (const sig of arbiter.signals.drain()) await arbiter.handleSignal(sig);
-  await arbiter.reloader.step();
-  await arbiter.manageWorkers();
-}
-
-const fakeListener = (address: string, fd: number): Listener =>
-  ({
-    kind: 'tcp',
-    fd,
-    address,
-    url: `http://${address}`,
-    backlog: 2048,
-    origin: 'bound',
-  }) as Listener;
 
 describe('HUP reload: readiness before retirement', () => {
   it('reads the config afresh, applies it to a new generation, retires old workers one for one as new ones are ready', async () => {
@@ -52,7 +29,7 @@ describe('HUP reload: readiness before retirement', () => {
       nworkersChanged,
     }));
     const { arbiter, f } = make({ workers: 2, reloadConfig });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     ready(f, 0, 1);
     await arbiter.handleSignal('SIGHUP');
     expect(reloadConfig).toHaveBeenCalledOnce();
@@ -62,23 +39,23 @@ describe('HUP reload: readiness before retirement', () => {
     expect(nworkersChanged).toHaveBeenCalledWith(arbiter, 3, 2);
     expect(arbiter.generation).toBe(1);
     expect(f.children).toHaveLength(5); // 2 old + 3 new
-    expect(arbiter.allWorkers().map((w) => w.generation)).toEqual([0, 0, 1, 1, 1]);
+    expect(arbiter.pool.all().map((w) => w.generation)).toEqual([0, 0, 1, 1, 1]);
     // the new workers get the new settings
     const payload = JSON.parse(
       (f.deps.spawn as ReturnType<typeof vi.fn>).mock.calls[4]![2].env.ARB_WORKER,
     );
     expect(payload.settings.timeout).toBe(7);
 
-    await pass(arbiter);
+    await arbiter.pass();
     expect(f.kill).not.toHaveBeenCalled();
     ready(f, 2); // 1 new ready: 2 old + 1 new ≥ 3, nothing to retire yet
-    await pass(arbiter);
+    await arbiter.pass();
     expect(f.kill).not.toHaveBeenCalled();
     ready(f, 3); // 2 new ready: one old may go
-    await pass(arbiter);
+    await arbiter.pass();
     expect(f.kill.mock.calls).toEqual([[101, 'SIGTERM']]);
     ready(f, 4);
-    await pass(arbiter);
+    await arbiter.pass();
     expect(f.kill.mock.calls).toEqual([
       [101, 'SIGTERM'],
       [102, 'SIGTERM'],
@@ -86,7 +63,7 @@ describe('HUP reload: readiness before retirement', () => {
     expect(arbiter.reloader.state).toBe('retiring-old');
     f.children[0]!.die(0);
     f.children[1]!.die(0);
-    await pass(arbiter);
+    await arbiter.pass();
     expect(arbiter.reloader.state).toBe('idle');
     expect(arbiter.reloader.counts.completed).toBe(1);
     expect(f.children).toHaveLength(5); // manageWorkers never spawned extra ones
@@ -94,19 +71,19 @@ describe('HUP reload: readiness before retirement', () => {
 
   it('without reloadConfig a HUP boots a new generation of the same config', async () => {
     const { arbiter, f } = make({ workers: 1 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     ready(f, 0);
     await arbiter.handleSignal('SIGHUP');
     expect(f.children).toHaveLength(2);
     ready(f, 1);
-    await pass(arbiter);
+    await arbiter.pass();
     expect(f.kill.mock.calls).toEqual([[101, 'SIGTERM']]);
   });
 
   it('a config that no longer validates changes nothing, with one error line', async () => {
     const reloadConfig = vi.fn(async () => ({ app: APP, workers: -1 }));
     const { arbiter, f } = make({ workers: 2, reloadConfig });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     const settings = arbiter.settings;
     await arbiter.handleSignal('SIGHUP');
     expect(arbiter.reloader.state).toBe('idle');
@@ -123,7 +100,7 @@ describe('HUP reload: readiness before retirement', () => {
       throw new SyntaxError('Unexpected token');
     });
     const { arbiter, f } = make({ workers: 1, reloadConfig });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     await arbiter.handleSignal('SIGHUP');
     expect(arbiter.reloader.state).toBe('idle');
     expect(f.children).toHaveLength(1);
@@ -135,11 +112,11 @@ describe('HUP reload: a failing generation is rolled back', () => {
   it('a new worker exiting 4 fails the reload instead of halting; the old generation is untouched', async () => {
     const reloadConfig = vi.fn(async () => ({ app: APP, workers: 2, timeout: 9 }));
     const { arbiter, f } = make({ workers: 2, reloadConfig });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     ready(f, 0, 1);
     await arbiter.handleSignal('SIGHUP');
     f.children[2]!.die(4);
-    await pass(arbiter); // no HaltServer
+    await arbiter.pass(); // no HaltServer
     expect(arbiter.reloader.state).toBe('rolling-back');
     expect(arbiter.settings.timeout).toBe(2); // the old settings are back
     expect(arbiter.generation).toBe(0);
@@ -148,69 +125,69 @@ describe('HUP reload: a failing generation is rolled back', () => {
     expect(failed).toHaveLength(1);
     expect(failed[0]!.msg).toMatch(/could not load the app.*generation 0 keeps serving/);
     f.children[3]!.die(4); // late exit of the failed generation: still no halt
-    await pass(arbiter);
+    await arbiter.pass();
     expect(arbiter.reloader.state).toBe('idle');
     expect(arbiter.reloader.counts.failed).toBe(1);
     expect(f.children).toHaveLength(4); // nothing respawned: the old two still serve
     // after the reload, the usual halt rules apply again
     f.children[0]!.die(3);
-    await expect(arbiter.reapWorkers()).rejects.toBeInstanceOf(HaltServer);
+    await expect(arbiter.pool.reap()).rejects.toBeInstanceOf(HaltServer);
   });
 
   it('a new generation not ready within bootTimeout is stopped', async () => {
     const { arbiter, f } = make({ workers: 1, bootTimeout: 5 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     ready(f, 0);
     await arbiter.handleSignal('SIGHUP');
-    f.clock.t += 4;
-    await pass(arbiter);
+    f.advance(4);
+    await arbiter.pass();
     expect(arbiter.reloader.state).toBe('booting-generation');
-    f.clock.t += 1.5;
-    await pass(arbiter);
+    f.advance(1.5);
+    await arbiter.pass();
     expect(arbiter.reloader.state).toBe('rolling-back');
     expect(f.kill.mock.calls).toEqual([[102, 'SIGTERM']]);
     expect(f.log.at('error').at(-1)!.msg).toMatch(/not ready within 5s \(0\/1 ready\)/);
     // it ignores TERM (stuck in its import): SIGKILL after another bootTimeout
-    f.clock.t += 5;
-    await pass(arbiter);
+    f.advance(5);
+    await arbiter.pass();
     expect(f.kill.mock.calls.at(-1)).toEqual([102, 'SIGKILL']);
     f.children[1]!.die(null, 'SIGKILL');
-    await pass(arbiter);
+    await arbiter.pass();
     expect(arbiter.reloader.state).toBe('idle');
   });
 
   it('the boot timeout defaults to max(timeout, 30)', async () => {
     const { arbiter, f } = make({ workers: 1, timeout: 2 });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     await arbiter.handleSignal('SIGHUP');
     f.clock.t += 29;
-    await pass(arbiter);
+    await arbiter.pass();
     expect(arbiter.reloader.state).toBe('booting-generation');
     f.clock.t += 1.5;
-    await pass(arbiter);
+    await arbiter.pass();
     expect(arbiter.reloader.state).toBe('rolling-back');
   });
 
   it('old workers retired before the failure are replaced by the old config', async () => {
     const reloadConfig = vi.fn(async () => ({ app: APP, workers: 2, timeout: 9 }));
     const { arbiter, f } = make({ workers: 2, reloadConfig });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     ready(f, 0, 1);
     await arbiter.handleSignal('SIGHUP');
     ready(f, 2);
-    await pass(arbiter);
+    await arbiter.pass();
     expect(f.kill.mock.calls).toEqual([[101, 'SIGTERM']]);
     f.children[3]!.die(3);
-    await pass(arbiter);
+    await arbiter.pass();
     f.clock.t += 1; // the crash backoff's first step
-    await pass(arbiter);
+    await arbiter.pass();
     // 102 still serves, 103 (new, ready) is retired, and a generation-0 worker replaces 101
     expect(f.kill.mock.calls).toEqual([
       [101, 'SIGTERM'],
       [103, 'SIGTERM'],
     ]);
     expect(f.children).toHaveLength(5);
-    expect(arbiter.allWorkers().find((w) => w.pid === 105)!.generation).toBe(0);
+    expect(arbiter.pool.all().find((w) => w.pid === 105)!.generation).toBe(0);
     const payload = JSON.parse(
       (f.deps.spawn as ReturnType<typeof vi.fn>).mock.calls[4]![2].env.ARB_WORKER,
     );
@@ -222,7 +199,7 @@ describe('HUP reload: coalescing', () => {
   it('HUPs during a reload make exactly one more reload after it', async () => {
     const reloadConfig = vi.fn(async () => ({ app: APP, workers: 1 }));
     const { arbiter, f } = make({ workers: 1, reloadConfig });
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     ready(f, 0);
     await arbiter.handleSignal('SIGHUP');
     await arbiter.handleSignal('SIGHUP');
@@ -230,19 +207,19 @@ describe('HUP reload: coalescing', () => {
     expect(reloadConfig).toHaveBeenCalledOnce();
     expect(f.children).toHaveLength(2); // never stacked generations
     ready(f, 1);
-    await pass(arbiter); // the old worker is retired
+    await arbiter.pass(); // the old worker is retired
     f.children[0]!.die(0);
-    await pass(arbiter); // reload 1 completes, queues one HUP
+    await arbiter.pass(); // reload 1 completes, queues one HUP
     expect(arbiter.reloader.state).toBe('idle');
     expect(arbiter.signals.size).toBe(1);
-    await pass(arbiter); // reload 2 starts
+    await arbiter.pass(); // reload 2 starts
     expect(reloadConfig).toHaveBeenCalledTimes(2);
     expect(arbiter.generation).toBe(2);
     expect(f.children).toHaveLength(3);
     ready(f, 2);
-    await pass(arbiter);
+    await arbiter.pass();
     f.children[1]!.die(0);
-    await pass(arbiter);
+    await arbiter.pass();
     expect(arbiter.reloader.state).toBe('idle');
     expect(arbiter.signals.size).toBe(0);
   });
@@ -265,7 +242,7 @@ describe('HUP reload: listeners and sidecar', () => {
       f,
     );
     await arbiter.start();
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     ready(f, 0);
     (f.deps.createListeners as ReturnType<typeof vi.fn>).mockResolvedValueOnce({
       listeners: [c],
@@ -280,10 +257,10 @@ describe('HUP reload: listeners and sidecar', () => {
     expect((f.deps.handoff as ReturnType<typeof vi.fn>).mock.calls.at(-1)![0]).toEqual([a, c]);
     expect(f.closeListeners).not.toHaveBeenCalled();
     ready(f, 1);
-    await pass(arbiter);
+    await arbiter.pass();
     expect(f.closeListeners).not.toHaveBeenCalled(); // the old worker still has b
     f.children[0]!.die(0);
-    await pass(arbiter);
+    await arbiter.pass();
     expect(f.closeListeners).toHaveBeenCalledWith([b], { unlink: true });
     expect(arbiter.reloader.state).toBe('idle');
   });
@@ -300,14 +277,14 @@ describe('HUP reload: listeners and sidecar', () => {
     }));
     const { arbiter } = make({ workers: 1, bind: ['127.0.0.1:1001'], reloadConfig }, f);
     await arbiter.start();
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     (f.deps.createListeners as ReturnType<typeof vi.fn>).mockResolvedValueOnce({
       listeners: [c],
       systemd: false,
     });
     await arbiter.handleSignal('SIGHUP');
     f.children[1]!.die(4);
-    await pass(arbiter);
+    await arbiter.pass();
     expect(f.closeListeners).toHaveBeenCalledWith([c], { unlink: true });
     expect(arbiter.listeners).toEqual([a]);
   });
@@ -324,14 +301,14 @@ describe('HUP reload: listeners and sidecar', () => {
     const reloadConfig = vi.fn(async () => ({ app: APP, workers: 1, sidecar: second }));
     const { arbiter } = make({ workers: 1, sidecar: first, reloadConfig });
     const reload = vi.spyOn(arbiter.sidecar, 'reload');
-    await arbiter.manageWorkers();
+    await arbiter.pool.manage();
     await arbiter.handleSignal('SIGHUP');
     expect(reload).not.toHaveBeenCalled();
-    (arbiter.allWorkers().at(-1)!.child as unknown as { emit(...a: unknown[]): void }).emit(
+    (arbiter.pool.all().at(-1)!.child as unknown as { emit(...a: unknown[]): void }).emit(
       'message',
       { type: 'ready' },
     );
-    await pass(arbiter);
+    await arbiter.pass();
     expect(reload).toHaveBeenCalledWith(second);
   });
 });

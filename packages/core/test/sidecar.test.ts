@@ -3,9 +3,9 @@
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { Arbiter } from '../src/arbiter.js';
 import { monotonic } from '../src/clock.js';
-import { SIDECAR_STABLE_SECONDS, SidecarSlot, type SidecarSpec } from '../src/sidecar.js';
+import { Arbiter } from '../src/master/arbiter.js';
+import { SIDECAR_STABLE_SECONDS, SidecarSlot, type SidecarSpec } from '../src/master/sidecar.js';
 import { FakeChild, FIXTURES, fakes, recordingLog } from './helpers.js';
 
 function spec(over: Partial<SidecarSpec> = {}): SidecarSpec & { spawned: FakeChild[] } {
@@ -314,9 +314,9 @@ describe('sidecar inside the arbiter', () => {
     const s = spec();
     const { arbiter, f } = arbiterWith(s, { childExit });
     arbiter.sidecar.manage();
-    const w = (await arbiter.spawnWorker())!;
+    const w = (await arbiter.pool.spawn())!;
     f.children[0]!.die(0);
-    await arbiter.reapWorkers();
+    await arbiter.pool.reap();
     expect(f.heartbeats[0]!.close).toHaveBeenCalled();
     expect(childExit).toHaveBeenCalledWith(arbiter, w);
     expect(arbiter.sidecar.pid).toBe(4242);
@@ -327,16 +327,16 @@ describe('sidecar inside the arbiter', () => {
     const { arbiter } = arbiterWith(s);
     arbiter.sidecar.manage();
     s.spawned[0]!.die(3);
-    await arbiter.reapWorkers();
+    await arbiter.pool.reap();
     expect(arbiter.sidecar.backoff.failures).toBe(1);
   });
 
   it('spawning workers is unaffected by a sidecar', async () => {
     const s = spec();
     const { arbiter } = arbiterWith(s);
-    const w = await arbiter.spawnWorker();
+    const w = await arbiter.pool.spawn();
     expect(w?.pid).toBe(101);
-    expect(arbiter.workers.get(1)).toBe(w);
+    expect(arbiter.pool.get(1)).toBe(w);
     expect(s.spawn).not.toHaveBeenCalled();
   });
 

@@ -2,16 +2,17 @@
 import fs from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { Backoff } from '../src/backoff.js';
 import { monotonic } from '../src/clock.js';
-import { defaultProcName, resolveSettings, settingsOf, splitAppSpec } from '../src/config.js';
-import { ConfigError } from '../src/errors.js';
-import { createHeartbeat, heartbeatInterval, stamp } from '../src/heartbeat.js';
+import { settingsOf } from '../src/config.js';
+import { SettingError } from '../src/errors.js';
 import { HOOK_PROCESS, pickHooks } from '../src/hooks.js';
-import { classifyExit } from '../src/reap.js';
+import { Backoff } from '../src/master/backoff.js';
+import { classifyExit } from '../src/master/reap.js';
+import { isCounted, nextState } from '../src/master/worker-state.js';
+import { createHeartbeat, heartbeatInterval, stamp } from '../src/protocol/heartbeat.js';
+import { defaultProcName, resolveSettings, splitAppSpec } from '../src/settings.js';
 import { masterTitle, workerTitle } from '../src/titles.js';
 import { accessFields, formatAccess } from '../src/worker/access-log.js';
-import { isLive, nextState } from '../src/worker-state.js';
 import { tempDir } from './helpers.js';
 
 describe('config', () => {
@@ -36,10 +37,10 @@ describe('config', () => {
       try {
         resolveSettings({ app: 'a.js', workers: -1 });
       } catch (e) {
-        return e as ConfigError;
+        return e as SettingError;
       }
     })();
-    expect(err).toBeInstanceOf(ConfigError);
+    expect(err).toBeInstanceOf(SettingError);
     expect(err?.key).toBe('workers');
     expect(err?.value).toBe(-1);
     expect(() => resolveSettings({ app: 'a.js', timeout: Number.NaN })).toThrow(/timeout/);
@@ -93,8 +94,8 @@ describe('worker states', () => {
     expect(nextState('killed', 'retire')).toBe('killed');
     expect(nextState('killed', 'exit')).toBe('exited');
     expect(nextState('exited', 'ready')).toBe('exited');
-    expect(['booting', 'ready'].every((s) => isLive(s as 'booting'))).toBe(true);
-    expect(isLive('retiring')).toBe(false);
+    expect(['booting', 'ready'].every((s) => isCounted(s as 'booting'))).toBe(true);
+    expect(isCounted('retiring')).toBe(false);
   });
 });
 

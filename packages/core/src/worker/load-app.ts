@@ -6,8 +6,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { http as httpModule, https as httpsModule } from '../builtins.js';
-import { splitAppSpec } from '../config.js';
 import { AppLoadError } from '../errors.js';
+import { splitAppSpec } from '../settings.js';
 
 /** An object with a Web-standard `fetch(request)` (Hono, itty-router, ...). */
 export interface FetchHandler {

@@ -1,6 +1,5 @@
 import { type AdoptedListener, adopt } from '@arb/sock';
 import { AppLoadError } from '../errors.js';
-import { startHeartbeat } from '../heartbeat.js';
 import {
   type ArbiterHooks,
   pickHooks,
@@ -9,12 +8,13 @@ import {
   type WorkerInfo,
 } from '../hooks.js';
 import { createLogger, type LogSink } from '../logger.js';
-import { APP_LOAD_ERROR, WORKER_BOOT_ERROR } from '../reap.js';
-import { WorkerRequestStats } from '../request-stats.js';
+import { startHeartbeat } from '../protocol/heartbeat.js';
+import type { WorkerMessage, WorkerPayload } from '../protocol/worker.js';
+import { APP_LOAD_ERROR, WORKER_BOOT_ERROR } from '../protocol/worker.js';
 import { workerTitle } from '../titles.js';
-import type { WorkerMessage, WorkerPayload } from '../worker-protocol.js';
 import { type AccessLog, createAccessLog } from './access-log.js';
 import { importModule, loadApp } from './load-app.js';
+import { WorkerRequestStats } from './request-stats.js';
 import { type Serving, serve } from './serve.js';
 
 /** How often an orphan check polls the parent pid (the IPC disconnect usually comes first). */

@@ -3,7 +3,7 @@
  * at fd 3.., its heartbeat file after them, an IPC channel, and ARB_WORKER (JSON).
  */
 import module from 'node:module';
-import { WORKER_ENV, type WorkerPayload } from '../worker-protocol.js';
+import { WORKER_ENV, type WorkerPayload } from '../protocol/worker.js';
 
 // Node.js >= 22.1 caches the bytecode of the runtime and the app across boots: a worker
 // boots on about 10% less CPU (docs/BENCHMARKS.md). NODE_DISABLE_COMPILE_CACHE=1 turns it off.

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import type { Heartbeat } from './heartbeat.js';
-import type { WorkerInfo } from './hooks.js';
+import type { WorkerInfo } from '../hooks.js';
+import type { Heartbeat } from '../protocol/heartbeat.js';
 
 /**
  * A worker's life as the master sees it:
@@ -36,7 +36,7 @@ export function nextState(state: WorkerState, event: WorkerEvent): WorkerState {
 }
 
 /** Counts towards the number of workers kept. */
-export function isLive(state: WorkerState): boolean {
+export function isCounted(state: WorkerState): boolean {
   return state === 'booting' || state === 'ready';
 }
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { PidfileError } from './errors.js';
+import { PidfileError } from '../errors.js';
 
 /** `process.kill`'s shape, injectable for tests. */
 export type KillFn = (pid: number, signal: NodeJS.Signals | 0) => void;

@@ -1,46 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LATENCY_BUCKETS, STATS_INTERVAL_MS, type StatsMessage } from '../protocol/worker.js';
 
 /**
  * Request counts and latencies, counted in each worker and sent to the master in one IPC
  * message per interval (never one per request). The master adds them up for `/metrics`
  * and for `arb ctl status`.
  */
-
-/** Upper bounds (seconds) of the latency histogram buckets; the last bucket is +Inf. */
-export const LATENCY_BUCKETS: readonly number[] = [
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-];
-
-/** How often a worker sends its counts (only when it counted something). */
-export const STATS_INTERVAL_MS = 1000;
-
-/** Worker → master: what was counted since the previous message. */
-export interface StatsMessage {
-  type: 'stats';
-  /** Requests started. */
-  requests: number;
-  /** Responses finished, by status class (`2xx`, `5xx`, ...). */
-  codes: Record<string, number>;
-  /** Finished responses per latency bucket (not cumulative), `LATENCY_BUCKETS.length + 1` long. */
-  buckets: number[];
-  /** Sum of the latencies of the finished responses, seconds. */
-  sum: number;
-}
-
-export function isStatsMessage(m: unknown): m is StatsMessage {
-  const s = m as Partial<StatsMessage> | null;
-  return (
-    typeof s === 'object' &&
-    s !== null &&
-    s.type === 'stats' &&
-    typeof s.requests === 'number' &&
-    typeof s.sum === 'number' &&
-    Array.isArray(s.buckets) &&
-    s.buckets.length === LATENCY_BUCKETS.length + 1 &&
-    typeof s.codes === 'object' &&
-    s.codes !== null
-  );
-}
 
 /** Index of the bucket a latency falls in. */
 export function bucketOf(seconds: number): number {

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
+import type { Logger } from '../logger.js';
 import { Backoff } from './backoff.js';
-import type { Logger } from './logger.js';
 import type { KillFn } from './pidfile.js';
 
 /** What the arbiter hands a sidecar's `spawn`. */
@@ -74,6 +74,13 @@ export class SidecarSlot {
   /** The sidecar's own stop timeout (0 without one). */
   stopTimeout(): number {
     return this.spec?.stopTimeout ?? 0;
+  }
+
+  /** When the master must look again: the end of the respawn backoff, if one runs. */
+  nextDeadline(): number | undefined {
+    return !this.running && this.spec && this.backoff.remaining(this.deps.now()) > 0
+      ? this.backoff.until
+      : undefined;
   }
 
   /** One pass of the master loop: spawn it when configured, absent and not backing off. */

@@ -1,9 +1,5 @@
+import { APP_LOAD_ERROR, WORKER_BOOT_ERROR } from '../protocol/worker.js';
 import type { WorkerExit } from './worker-state.js';
-
-/** Exit status of a worker that failed before serving (gunicorn's WORKER_BOOT_ERROR). */
-export const WORKER_BOOT_ERROR = 3;
-/** Exit status of a worker whose app could not be loaded (gunicorn's APP_LOAD_ERROR). */
-export const APP_LOAD_ERROR = 4;
 
 export type LogLevelName = 'debug' | 'info' | 'warn' | 'error';
 

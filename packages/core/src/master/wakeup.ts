@@ -26,13 +26,18 @@ const IDEMPOTENT: ReadonlySet<MasterSignal> = new Set([
 
 const STOP: ReadonlySet<MasterSignal> = new Set(['SIGTERM', 'SIGINT', 'SIGQUIT']);
 
+/** With nothing to wait for, the loop still holds a timer: it keeps the event loop alive. */
+const IDLE_MS = 24 * 3600 * 1000;
+
 /**
- * The master's signal queue. Signal listeners only `push` (which wakes the loop); the one
- * master loop takes them with `wait`. A signal already pending is not queued twice (except
+ * The master's one waiting mechanism: the signal queue, and the wake-ups of everything else
+ * (a child exit, a worker message, a caller such as the ctl socket). Signal listeners only
+ * `push` (which wakes the loop); the one master loop sleeps in `wait` until a wake-up or the
+ * nearest deadline it passes in. A signal already pending is not queued twice (except
  * TTIN/TTOU, which count); beyond `limit` pending signals new ones are dropped (as
  * gunicorn's fork does) — but never a stop signal, so TERM/INT/QUIT always get through.
  */
-export class SignalQueue {
+export class Wakeup {
   private readonly queue: MasterSignal[] = [];
   private waiter: (() => void) | undefined;
   private woken = false;
@@ -52,7 +57,7 @@ export class SignalQueue {
     return queued;
   }
 
-  /** Makes the current (or next) `wait` return at once. */
+  /** Makes the current (or next) `sleep`/`wait` return at once. */
   wake(): void {
     this.woken = true;
     const w = this.waiter;
@@ -77,22 +82,47 @@ export class SignalQueue {
   }
 
   /**
-   * Waits up to `ms` for a signal or a wake-up, then returns every pending signal (possibly
-   * none). Only one waiter at a time: the master loop.
+   * Sleeps until a wake-up (or one that came since the last sleep) or `ms` milliseconds
+   * (none: no deadline). Pending signals stay queued. Only one sleeper at a time.
    */
-  async wait(ms: number): Promise<MasterSignal[]> {
-    if (!this.woken && this.queue.length === 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
+  async sleep(ms?: number): Promise<void> {
+    if (this.woken || this.queue.length > 0) {
+      this.woken = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(
+        () => {
           this.waiter = undefined;
           resolve();
-        }, ms);
-        this.waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
+        },
+        Math.max(0, Math.min(ms ?? IDLE_MS, IDLE_MS)),
+      );
+      this.waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.woken = false;
+  }
+
+  /** `sleep`, then every pending signal (possibly none). */
+  async wait(ms?: number): Promise<MasterSignal[]> {
+    await this.sleep(ms);
     return this.drain();
   }
+}
+
+/**
+ * Milliseconds from `now` to the nearest of `deadlines` (monotonic seconds; undefined ones
+ * are ignored), never negative; undefined when there is none.
+ */
+export function msUntil(
+  now: number,
+  deadlines: readonly (number | undefined)[],
+): number | undefined {
+  let nearest: number | undefined;
+  for (const d of deadlines)
+    if (d !== undefined && (nearest === undefined || d < nearest)) nearest = d;
+  return nearest === undefined ? undefined : Math.max(0, Math.ceil((nearest - now) * 1000));
 }

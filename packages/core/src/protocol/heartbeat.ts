@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { monotonic } from './clock.js';
+import { monotonic } from '../clock.js';
 
 /*
  * Heartbeat: gunicorn's WorkerTmp, kept faithful (reference §7.5). The master creates an

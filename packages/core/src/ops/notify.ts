@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 
 /**
  * sd_notify(3) for the master. Node core has no AF_UNIX datagram sockets, so the datagram

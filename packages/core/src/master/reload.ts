@@ -1,5 +1,5 @@
-import type { Logger } from './logger.js';
-import { isLive, type WorkerProcess } from './worker-state.js';
+import type { Logger } from '../logger.js';
+import { isCounted, type WorkerProcess } from './worker-state.js';
 
 /**
  * HUP reload as a state machine, stepped by the one master loop (never by a signal
@@ -33,13 +33,24 @@ export type ReloadState =
   | 'retiring-old'
   | 'rolling-back';
 
-/** What the reload needs from the master (the Arbiter implements it). */
+/** How a reload ended; emitted once per reload (the ctl `reload` command answers with it). */
+export interface ReloadOutcome {
+  ok: boolean;
+  /** `completed`: the new generation serves; `rolled_back`; `refused`: the config was invalid. */
+  outcome: 'completed' | 'rolled_back' | 'refused' | 'aborted';
+  generation: number;
+  /** The reload's number (1, 2, ...): a HUP coalesced into a later reload gets that one's. */
+  seq: number;
+  error?: string;
+}
+
+/** What the reload needs from the master (the Arbiter gives it). */
 export interface ReloadHost {
   readonly log: Logger;
   now(): number;
-  /** The generation `manageWorkers` keeps workers of. */
-  readonly generation: number;
-  readonly numWorkers: number;
+  /** The generation the pool keeps workers of. */
+  generation(): number;
+  numWorkers(): number;
   /** Every worker the master knows, in any state. */
   allWorkers(): WorkerProcess[];
   /**
@@ -61,6 +72,8 @@ export interface ReloadHost {
   killNow(worker: WorkerProcess): Promise<void>;
   /** Asks for another HUP (a coalesced one) on the next loop pass. */
   requestReload(): void;
+  /** A reload ended. */
+  ended(outcome: ReloadOutcome): void;
 }
 
 export class Reload {
@@ -73,6 +86,8 @@ export class Reload {
   target = 0;
   /** The generation that served before. */
   from = 0;
+  /** Reloads begun so far (the number of the current or last one). */
+  seq = 0;
   private deadline = 0;
   private bootTimeout = 0;
   private failure: string | undefined;
@@ -91,8 +106,9 @@ export class Reload {
       return;
     }
     this.state = 'loading-config';
+    this.seq += 1;
     this.failure = undefined;
-    this.from = this.host.generation;
+    this.from = this.host.generation();
     try {
       this.bootTimeout = await this.host.applyNewConfig();
     } catch (err) {
@@ -101,15 +117,21 @@ export class Reload {
         { err },
         `Reload refused, nothing changed: ${(err as Error).message.split('\n')[0]}`,
       );
-      this.finish();
+      this.finish({
+        ok: false,
+        outcome: 'refused',
+        generation: this.host.generation(),
+        seq: this.seq,
+        error: 'the new config is invalid; nothing changed',
+      });
       return;
     }
-    this.target = this.host.generation;
+    this.target = this.host.generation();
     this.deadline = this.host.now() + this.bootTimeout;
     this.state = 'booting-generation';
     this.host.log.info(
-      { generation: this.target, workers: this.host.numWorkers },
-      `Reloading: booting generation ${this.target} (${this.host.numWorkers} workers, ` +
+      { generation: this.target, workers: this.host.numWorkers() },
+      `Reloading: booting generation ${this.target} (${this.host.numWorkers()} workers, ` +
         `boot timeout ${this.bootTimeout}s)`,
     );
   }
@@ -139,19 +161,21 @@ export class Reload {
     }
   }
 
-  /** Seconds the loop may sleep before the boot deadline needs a look. */
-  nextDeadline(now: number): number | undefined {
-    return this.state === 'booting-generation' ? Math.max(0, this.deadline - now) : undefined;
+  /** When the reload needs the loop: the boot deadline, or the rollback's kill deadline. */
+  nextDeadline(): number | undefined {
+    return this.state === 'booting-generation' || this.state === 'rolling-back'
+      ? this.deadline
+      : undefined;
   }
 
   private async stepBooting(): Promise<void> {
     if (this.failure !== undefined) return this.rollback(this.failure);
     const workers = this.host.allWorkers();
     const ready = workers.filter((w) => w.generation === this.target && w.state === 'ready');
-    const n = this.host.numWorkers;
+    const n = this.host.numWorkers();
     // one-for-one: keep enough old workers that old + new ready ≥ n
     const old = workers
-      .filter((w) => w.generation !== this.target && isLive(w.state))
+      .filter((w) => w.generation !== this.target && isCounted(w.state))
       .sort((a, b) => a.age - b.age);
     let excess = old.length - Math.max(0, n - ready.length);
     for (const w of old) {
@@ -176,12 +200,12 @@ export class Reload {
 
   private async stepRetiring(): Promise<void> {
     const old = this.host.allWorkers().filter((w) => w.generation !== this.target);
-    for (const w of old) if (isLive(w.state)) await this.host.retire(w);
+    for (const w of old) if (isCounted(w.state)) await this.host.retire(w);
     if (old.length > 0) return;
     this.host.closeDroppedListeners();
     this.counts.completed += 1;
     this.host.log.info({ generation: this.target }, 'Reload complete');
-    this.finish();
+    this.finish({ ok: true, outcome: 'completed', generation: this.target, seq: this.seq });
   }
 
   private async rollback(reason: string): Promise<void> {
@@ -193,7 +217,7 @@ export class Reload {
     );
     await this.host.restoreOldConfig();
     for (const w of this.host.allWorkers()) {
-      if (w.generation === this.target && isLive(w.state)) await this.host.retire(w);
+      if (w.generation === this.target && isCounted(w.state)) await this.host.retire(w);
     }
     this.state = 'rolling-back';
     // a worker stuck in its import may ignore TERM (and timeout 0 disables the heartbeat)
@@ -203,13 +227,22 @@ export class Reload {
 
   private async stepRollingBack(): Promise<void> {
     const left = this.host.allWorkers().filter((w) => w.generation === this.target);
-    if (left.length === 0) return this.finish();
+    if (left.length === 0) {
+      return this.finish({
+        ok: false,
+        outcome: 'rolled_back',
+        generation: this.host.generation(),
+        seq: this.seq,
+        error: 'the new generation failed to boot; rolled back, the old one keeps serving',
+      });
+    }
     if (this.host.now() < this.deadline) return;
     for (const w of left) if (w.state !== 'killed') await this.host.killNow(w);
   }
 
-  private finish(): void {
+  private finish(outcome: ReloadOutcome): void {
     this.state = 'idle';
+    this.host.ended(outcome);
     if (this.pending) {
       this.pending = false;
       this.host.requestReload();

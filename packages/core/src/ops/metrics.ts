@@ -2,9 +2,9 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseAddress } from '@arb/sock';
 import client from 'prom-client';
-import { http as httpModule } from './builtins.js';
-import type { Logger } from './logger.js';
-import { LATENCY_BUCKETS, type StatsMessage } from './request-stats.js';
+import { http as httpModule } from '../builtins.js';
+import type { Logger } from '../logger.js';
+import { LATENCY_BUCKETS, type StatsMessage } from '../protocol/worker.js';
 
 /** Why a worker exited, as counted in `arb_worker_exits_total{reason}`. */
 export type ExitReason =
