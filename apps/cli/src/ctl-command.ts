@@ -1,5 +1,5 @@
+import { LineClientError, requestLine } from '@arb/sock';
 import { ctlSocketPath } from './control-options.js';
-import { CtlClientError, ctlRequest } from './ctl-client.js';
 
 export interface CtlIO {
   stdout: { write(text: string): unknown };
@@ -217,9 +217,9 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIO): Promise
   if (cmd === 'upgrade' && parsed.timeout !== undefined) req.timeout = parsed.timeout;
   let res: Obj;
   try {
-    res = await ctlRequest(socket, req, { timeoutMs });
+    res = await requestLine(socket, req, { timeoutMs });
   } catch (err) {
-    if (!(err instanceof CtlClientError)) throw err;
+    if (!(err instanceof LineClientError)) throw err;
     io.stderr.write(`arb ctl: cannot reach the master at ${socket}: ${err.message}\n`);
     return 2;
   }

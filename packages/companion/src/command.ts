@@ -1,5 +1,5 @@
+import { LineClientError } from '@arb/sock';
 import { request } from './client.js';
-import { CompanionClientError } from './errors.js';
 import { parseSignalName, type Response, type StatusEntry } from './protocol.js';
 
 export interface CommandIO {
@@ -163,7 +163,7 @@ export async function runCompanionCommand(argv: readonly string[], io: CommandIO
     try {
       res = await request(socket, req, { timeoutMs: io.timeoutMs ?? 5000 });
     } catch (err) {
-      if (err instanceof CompanionClientError) {
+      if (err instanceof LineClientError) {
         io.stderr.write(`cannot reach companion socket ${socket}: ${err.message}\n`);
         return 2;
       }

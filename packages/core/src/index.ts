@@ -25,7 +25,6 @@ export {
   type ControlOptions,
   type ReloadOutcome,
 } from './control.js';
-export { LineServer, type LineServerOptions, SocketInUse, socketIsLive } from './control-server.js';
 export {
   CTL_COMMANDS,
   CTL_MAX_LINE_BYTES,
