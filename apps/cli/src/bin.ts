@@ -1,5 +1,5 @@
-import { version } from './index.js';
 import { main } from './main.js';
+import { version } from './version.js';
 
 main(process.argv.slice(2), {
   env: process.env,
