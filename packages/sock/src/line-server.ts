@@ -5,9 +5,12 @@ import { claimSocketPath, type SocketFileId, unlinkSocketIfOurs } from './unix.j
 export interface LineServerLimits {
   /** Longest request line in bytes (without its newline). Default 64 KiB. */
   maxLineBytes?: number;
-  /** Connections open at once; one more is told `too many connections` and closed. Default 64. */
+  /** Connections open at once; one more is told `too many connections` and closed. Default 256. */
   maxConnections?: number;
-  /** Requests of one connection read ahead of the one being answered. Default 64. */
+  /**
+   * Requests of one connection read ahead of the one being answered. Default 64; reading
+   * also stops once those waiting hold `maxLineBytes`.
+   */
   maxQueuedLines?: number;
   /**
    * Close a connection that asked nothing for this long (ms). Blank lines and a line still
@@ -49,7 +52,7 @@ export const jsonErrorLine = (error: string): string => `${JSON.stringify({ ok: 
 
 const DEFAULTS: Required<LineServerLimits> = {
   maxLineBytes: 64 * 1024,
-  maxConnections: 64,
+  maxConnections: 256,
   maxQueuedLines: 64,
   idleTimeoutMs: 60_000,
   readTimeoutMs: 10_000,
@@ -70,7 +73,8 @@ const silent: LineServerLog = { warn() {}, error() {} };
  * Per connection, requests are answered in order, one at a time. Memory stays bounded
  * whatever a client does: reading stops while `maxQueuedLines` requests wait or while a
  * reply is not yet taken by the client (so a client that pipelines without reading
- * stalls itself, then is dropped when idle); a line longer than `maxLineBytes` or slower
+ * stalls itself, then is dropped when idle), and while the requests waiting hold
+ * `maxLineBytes`; a line longer than `maxLineBytes` or slower
  * than `readTimeoutMs` is answered with an error, after the requests before it, and the
  * connection closed.
  */
@@ -171,6 +175,7 @@ class Connection {
   private partial: Buffer[] = [];
   private partialBytes = 0;
   private readonly queue: Buffer[] = [];
+  private queuedBytes = 0;
   private answering = false;
   private waitingDrain = false;
   /** Set once no more lines are taken: the peer ended, a rule was broken, the server closes. */
@@ -196,6 +201,7 @@ class Connection {
   shutdown(): void {
     this.done = true;
     this.queue.length = 0;
+    this.queuedBytes = 0;
     this.clearTimers();
     if (!this.sock.destroyed) this.sock.end();
   }
@@ -221,6 +227,7 @@ class Connection {
       }
       if (line.toString('latin1').trim() === '') continue; // blank lines get no reply
       this.queue.push(line);
+      this.queuedBytes += line.length;
     }
     if (start < chunk.length) {
       this.partial.push(chunk.subarray(start));
@@ -260,7 +267,10 @@ class Connection {
   private flow(): void {
     const s = this.sock;
     if (s.destroyed) return;
-    const full = this.queue.length >= this.limits.maxQueuedLines || this.waitingDrain;
+    const full =
+      this.queue.length >= this.limits.maxQueuedLines ||
+      this.queuedBytes >= this.limits.maxLineBytes ||
+      this.waitingDrain;
     if (full && !this.done) s.pause();
     else s.resume();
   }
@@ -271,6 +281,7 @@ class Connection {
     const s = this.sock;
     while (this.queue.length > 0 && !s.destroyed) {
       const line = this.queue.shift()!;
+      this.queuedBytes -= line.length;
       this.flow();
       // a reload or an upgrade takes a while: the client waits, it is not idle
       this.clearIdle();
