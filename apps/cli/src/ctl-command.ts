@@ -1,5 +1,6 @@
-import { ctlSocketPath } from './control-options.js';
-import { CtlClientError, ctlRequest } from './ctl-client.js';
+import { LineClientError, requestLine } from '@arb/sock';
+import { ctlSocketPath } from './ctl-path.js';
+import { parseSubcommand, subcommand, UsageError } from './subcommand.js';
 
 export interface CtlIO {
   stdout: { write(text: string): unknown };
@@ -32,8 +33,6 @@ options:
 exit status: 0 ok, 1 the master answered ok:false, 2 usage or connection error
 `;
 
-class UsageError extends Error {}
-
 interface Parsed {
   help: boolean;
   json: boolean;
@@ -44,36 +43,32 @@ interface Parsed {
 }
 
 function parse(argv: readonly string[]): Parsed {
-  const out: Parsed = {
-    help: false,
-    json: false,
-    quick: false,
-    socket: undefined,
-    timeout: undefined,
-    positionals: [],
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (name: string) => {
-      const v = argv[++i];
-      if (v === undefined || v === '') throw new UsageError(`${name} needs a value`);
-      return v;
-    };
-    if (a === '--json') out.json = true;
-    else if (a === '--quick') out.quick = true;
-    else if (a === '-h' || a === '--help') out.help = true;
-    else if (a === '-s' || a === '--socket') out.socket = value(a);
-    else if (a.startsWith('--socket=')) out.socket = a.slice(9);
-    else if (a === '--timeout' || a.startsWith('--timeout=')) {
-      const v = a === '--timeout' ? value(a) : a.slice(10);
-      const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0)
-        throw new UsageError(`--timeout needs seconds > 0, got ${v}`);
-      out.timeout = n;
-    } else if (a.startsWith('-') && a.length > 1) throw new UsageError(`unknown option ${a}`);
-    else out.positionals.push(a);
+  const command = subcommand('arb ctl')
+    .option('-s, --socket <path>')
+    .option('--json')
+    .option('--quick')
+    .option('--timeout <seconds>');
+  const { help, options, args } = parseSubcommand<{
+    socket?: string;
+    json?: boolean;
+    quick?: boolean;
+    timeout?: string;
+  }>(command, argv);
+  if (options.socket === '') throw new UsageError('--socket needs a value');
+  let timeout: number | undefined;
+  if (options.timeout !== undefined) {
+    timeout = Number(options.timeout);
+    if (options.timeout === '' || !Number.isFinite(timeout) || timeout <= 0)
+      throw new UsageError(`--timeout needs seconds > 0, got ${options.timeout}`);
   }
-  return out;
+  return {
+    help,
+    json: options.json === true,
+    quick: options.quick === true,
+    socket: options.socket,
+    timeout,
+    positionals: args,
+  };
 }
 
 /** The request for the command line's positionals. */
@@ -217,9 +212,9 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIO): Promise
   if (cmd === 'upgrade' && parsed.timeout !== undefined) req.timeout = parsed.timeout;
   let res: Obj;
   try {
-    res = await ctlRequest(socket, req, { timeoutMs });
+    res = await requestLine(socket, req, { timeoutMs });
   } catch (err) {
-    if (!(err instanceof CtlClientError)) throw err;
+    if (!(err instanceof LineClientError)) throw err;
     io.stderr.write(`arb ctl: cannot reach the master at ${socket}: ${err.message}\n`);
     return 2;
   }

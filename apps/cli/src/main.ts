@@ -1,11 +1,5 @@
-import { runCompanionCommand } from '@arb/companion';
-import { AppLoadError, Arbiter, appFile, loadApp } from '@arb/core';
-import { toArbiterConfig } from './compose.js';
-import { runCtlCommand } from './ctl-command.js';
-import { ConfigError } from './errors.js';
-import { printConfig } from './print-config.js';
-import { EarlyExit, resolveConfig } from './resolve.js';
-import { runUpgradeCommand } from './upgrade.js';
+// Each subcommand loads only its own modules: `arb ctl status` needs a socket client, not
+// the master, the config schema or the companion manager.
 
 export interface MainContext {
   env: NodeJS.ProcessEnv;
@@ -24,6 +18,7 @@ export interface MainContext {
  */
 export async function main(argv: readonly string[], ctx: MainContext): Promise<number> {
   if (argv[0] === 'companion') {
+    const { runCompanionCommand } = await import('@arb/companion');
     return runCompanionCommand(argv.slice(1), {
       stdout: ctx.stdout,
       stderr: ctx.stderr,
@@ -32,6 +27,7 @@ export async function main(argv: readonly string[], ctx: MainContext): Promise<n
     });
   }
   if (argv[0] === 'ctl') {
+    const { runCtlCommand } = await import('./ctl-command.js');
     return runCtlCommand(argv.slice(1), {
       stdout: ctx.stdout,
       stderr: ctx.stderr,
@@ -40,7 +36,21 @@ export async function main(argv: readonly string[], ctx: MainContext): Promise<n
       isTTY: ctx.isTTY ?? false,
     });
   }
-  if (argv[0] === 'upgrade') return runUpgradeCommand(argv.slice(1), ctx);
+  if (argv[0] === 'upgrade') {
+    const { runUpgradeCommand } = await import('./upgrade.js');
+    return runUpgradeCommand(argv.slice(1), ctx);
+  }
+  return serve(argv, ctx);
+}
+
+/** `arb [options] <app>`: resolve the config, then run the master (or check, or print). */
+async function serve(argv: readonly string[], ctx: MainContext): Promise<number> {
+  const [{ EarlyExit, resolveConfig }, { ConfigError }] = await Promise.all([
+    import('./resolve.js'),
+    import('./errors.js'),
+  ]);
+  // the master's modules, once the command line asks for more than --version or --help
+  let core: typeof import('@arb/core') | undefined;
   try {
     const { action, config } = await resolveConfig({
       argv,
@@ -49,9 +59,13 @@ export async function main(argv: readonly string[], ctx: MainContext): Promise<n
       version: ctx.version,
     });
     if (action === 'print') {
+      const { printConfig } = await import('./print-config.js');
       ctx.stdout.write(printConfig(config));
       return 0;
     }
+    core = await import('@arb/core');
+    const { Arbiter, appFile, loadApp } = core;
+    const { toArbiterConfig } = await import('./compose.js');
     const arbiterConfig = toArbiterConfig(config, ctx.cwd);
     // HUP re-imports the config file and re-applies the command line and environment.
     arbiterConfig.reloadConfig = async () =>
@@ -78,7 +92,7 @@ export async function main(argv: readonly string[], ctx: MainContext): Promise<n
       for (const line of err.message.split('\n')) ctx.stderr.write(`arb: ${line}\n`);
       return 1;
     }
-    if (err instanceof AppLoadError) {
+    if (core && err instanceof core.AppLoadError) {
       ctx.stderr.write(`arb: ${err.message}\n`);
       return 1; // --check-config: a config problem, exit 1 as documented
     }

@@ -12,6 +12,7 @@ import {
   type HookName,
   type ParsedConfig,
 } from './schema.js';
+import { commanderMessage } from './subcommand.js';
 
 export type Action = 'run' | 'check' | 'print';
 
@@ -124,10 +125,7 @@ function parseFlags(args: string[], source: string, version: string): CliLayer {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version')
         throw new EarlyExit(0);
-      const [first = err.message, second = ''] = (outErr || err.message).trim().split('\n');
-      const hint = /^\(Did you mean (.+)\?\)$/.exec(second.trim());
-      const line = first.replace(/^error: /, '') + (hint ? ` (did you mean ${hint[1]}?)` : '');
-      throw new ConfigError(source, [line]);
+      throw new ConfigError(source, [commanderMessage(err, outErr)]);
     }
     throw err;
   }

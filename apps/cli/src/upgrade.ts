@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { MainContext } from './main.js';
+import { parseSubcommand, subcommand, UsageError } from './subcommand.js';
 
 /**
  * `arb upgrade --pid FILE [--timeout S]`: the whole USR2 upgrade in one step, driven from
@@ -19,29 +20,24 @@ export async function runUpgradeCommand(
   argv: readonly string[],
   ctx: MainContext,
 ): Promise<number> {
-  let pidfile: string | undefined;
-  let timeout = 120;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    try {
-      if (a === '-p' || a === '--pid') pidfile = value();
-      else if (a.startsWith('--pid=')) pidfile = a.slice(6);
-      else if (a === '--timeout') timeout = Number(value());
-      else if (a.startsWith('--timeout=')) timeout = Number(a.slice(10));
-      else if (a === '-h' || a === '--help') {
-        ctx.stdout.write(USAGE);
-        return 0;
-      } else throw new UsageError(`unknown option ${a}`);
-    } catch (err) {
-      ctx.stderr.write(`arb upgrade: ${(err as Error).message}\n${USAGE}`);
-      return 2;
-    }
+  let parsed: ReturnType<typeof parseSubcommand<{ pid?: string; timeout?: string }>>;
+  try {
+    const command = subcommand('arb upgrade')
+      .option('-p, --pid <file>')
+      .option('--timeout <seconds>');
+    parsed = parseSubcommand(command, argv);
+    if (parsed.args.length > 0) throw new UsageError(`unexpected argument ${parsed.args[0]}`);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    ctx.stderr.write(`arb upgrade: ${err.message}\n${USAGE}`);
+    return 2;
   }
+  if (parsed.help) {
+    ctx.stdout.write(USAGE);
+    return 0;
+  }
+  const pidfile = parsed.options.pid;
+  const timeout = parsed.options.timeout === undefined ? 120 : Number(parsed.options.timeout);
   if (!pidfile || !Number.isFinite(timeout) || timeout <= 0) {
     ctx.stderr.write(`arb upgrade: --pid FILE is required, --timeout a positive number\n${USAGE}`);
     return 2;
@@ -109,8 +105,6 @@ const USAGE = `usage: arb upgrade --pid FILE [--timeout S]
   master, wait for promotion). Exit 0 on success; 1 on failure (the old master keeps
   serving); 2 on a usage error.
 `;
-
-class UsageError extends Error {}
 
 function readPid(file: string): number | undefined {
   try {

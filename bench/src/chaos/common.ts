@@ -1,9 +1,9 @@
 // Shared bits of the chaos scenarios: result shape, arb with a companion config, the client.
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { requestLine } from '@arb/sock';
 import { type ArbProcess, startArb } from '../arb.js';
 import { APPS_DIR, ARB_BIN, descendants, freePort, procTable, tempDir } from '../util.js';
 
@@ -88,29 +88,5 @@ export function ctlRequest(
   req: Record<string, unknown>,
   timeoutMs = 3000,
 ): Promise<Record<string, unknown> | undefined> {
-  return new Promise((res) => {
-    const s = net.connect(path);
-    let buf = '';
-    const t = setTimeout(() => {
-      s.destroy();
-      res(undefined);
-    }, timeoutMs);
-    s.on('error', () => {
-      clearTimeout(t);
-      res(undefined);
-    });
-    s.on('connect', () => s.write(`${JSON.stringify(req)}\n`));
-    s.on('data', (d) => {
-      buf += d;
-      const i = buf.indexOf('\n');
-      if (i < 0) return;
-      clearTimeout(t);
-      s.destroy();
-      try {
-        res(JSON.parse(buf.slice(0, i)));
-      } catch {
-        res(undefined);
-      }
-    });
-  });
+  return requestLine(path, req, { timeoutMs, retryMs: 0 }).catch(() => undefined);
 }

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { alive, rmDir, sleep } from '../util.js';
-import { arbWithCompanions, type ChaosResult, managerPid } from './common.js';
+import { arbWithCompanions, type ChaosResult, ctlRequest, managerPid } from './common.js';
 
 /** small deterministic PRNG (mulberry32) so a failing case can be replayed */
 function rng(seed: number) {
@@ -50,32 +50,8 @@ function send(
   });
 }
 
-export function statusOk(path: string, timeoutMs = 3000): Promise<boolean> {
-  return new Promise((res) => {
-    const s = net.connect(path);
-    let buf = '';
-    const t = setTimeout(() => {
-      s.destroy();
-      res(false);
-    }, timeoutMs);
-    s.on('error', () => {
-      clearTimeout(t);
-      res(false);
-    });
-    s.on('connect', () => s.write('{"cmd":"status"}\n'));
-    s.on('data', (d) => {
-      buf += d;
-      const i = buf.indexOf('\n');
-      if (i < 0) return;
-      clearTimeout(t);
-      s.destroy();
-      try {
-        res(JSON.parse(buf.slice(0, i)).ok === true);
-      } catch {
-        res(false);
-      }
-    });
-  });
+export async function statusOk(path: string, timeoutMs = 3000): Promise<boolean> {
+  return (await ctlRequest(path, { cmd: 'status' }, timeoutMs))?.ok === true;
 }
 
 function cases(seed: number): Case[] {

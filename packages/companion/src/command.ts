@@ -1,5 +1,6 @@
+import { LineClientError } from '@arb/sock';
+import { Command, CommanderError } from 'commander';
 import { request } from './client.js';
-import { CompanionClientError } from './errors.js';
 import { parseSignalName, type Response, type StatusEntry } from './protocol.js';
 
 export interface CommandIO {
@@ -42,24 +43,30 @@ interface Parsed {
   positionals: string[];
 }
 
+/** The command line, with commander as every `arb` subcommand; usage errors are ours. */
 function parse(argv: readonly string[]): Parsed {
-  const out: Parsed = { help: false, json: false, socket: undefined, positionals: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--json') out.json = true;
-    else if (a === '-h' || a === '--help') out.help = true;
-    else if (a === '--socket' || a === '-s') {
-      const v = argv[++i];
-      if (v === undefined || v === '') throw new UsageError(`${a} needs a path`);
-      out.socket = v;
-    } else if (a.startsWith('--socket=')) out.socket = a.slice('--socket='.length);
-    else if (a === '--') out.positionals.push(...argv.slice(i + 1));
-    else if (a.startsWith('-') && a.length > 1 && !/^-\d/.test(a)) {
-      throw new UsageError(`unknown option ${a}`);
-    } else out.positionals.push(a);
-    if (a === '--') break;
+  const command = new Command('arb companion')
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {} })
+    .helpOption('-h, --help')
+    .option('-s, --socket <path>')
+    .option('--json')
+    .argument('[args...]');
+  try {
+    command.parse(argv as string[], { from: 'user' });
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err;
+    if (err.code === 'commander.helpDisplayed') {
+      return { help: true, json: false, socket: undefined, positionals: [] };
+    }
+    if (err.code === 'commander.optionMissingArgument')
+      throw new UsageError('--socket needs a path');
+    const option = /'([^']+)'/.exec(err.message)?.[1];
+    throw new UsageError(option ? `unknown option ${option}` : err.message.replace(/^error: /, ''));
   }
-  return out;
+  const o = command.opts<{ socket?: string; json?: boolean }>();
+  if (o.socket === '') throw new UsageError('--socket needs a path');
+  return { help: false, json: o.json === true, socket: o.socket, positionals: command.args };
 }
 
 function pad(s: string, n: number): string {
@@ -163,7 +170,7 @@ export async function runCompanionCommand(argv: readonly string[], io: CommandIO
     try {
       res = await request(socket, req, { timeoutMs: io.timeoutMs ?? 5000 });
     } catch (err) {
-      if (err instanceof CompanionClientError) {
+      if (err instanceof LineClientError) {
         io.stderr.write(`cannot reach companion socket ${socket}: ${err.message}\n`);
         return 2;
       }

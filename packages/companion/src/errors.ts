@@ -18,36 +18,3 @@ export class CompanionConfigError extends Error {
     super(message);
   }
 }
-
-/** Another live process is listening on the control socket path; we never delete it. */
-export class SocketInUseError extends Error {
-  override readonly name = 'SocketInUseError';
-  readonly code = 'EADDRINUSE';
-  constructor(readonly path: string) {
-    super(`address in use: ${path} (another live process is listening on it)`);
-  }
-}
-
-/** The control socket path exists but is not a socket; we never delete it. */
-export class SocketPathError extends Error {
-  override readonly name = 'SocketPathError';
-  constructor(
-    readonly path: string,
-    reason: string,
-  ) {
-    super(`cannot use control socket path ${path}: ${reason}`);
-  }
-}
-
-/** Failure talking to a manager's control socket (connect, timeout, bad reply). */
-export class CompanionClientError extends Error {
-  override readonly name = 'CompanionClientError';
-  constructor(
-    message: string,
-    /** `ENOENT`, `ECONNREFUSED`, `ETIMEDOUT`, `EBADREPLY`, or another errno code. */
-    readonly code: string,
-    readonly socketPath: string,
-  ) {
-    super(message);
-  }
-}

@@ -1,6 +1,7 @@
 /**
  * @arb/companion: supervise companion processes (queue consumers, schedulers, any
- * command) with a manager process, a control socket and a client. No other @arb package.
+ * command) with a manager process, a control socket and a client. Of the other @arb
+ * packages it uses only @arb/sock (the line socket).
  */
 export { BACKOFF_JITTER, backoffDelay } from './backoff.js';
 export { CompanionClient, type RequestOptions, request } from './client.js';
@@ -24,14 +25,9 @@ export {
   managerStopTimeout,
   parseCompanions,
 } from './config.js';
-export { ControlServer, type ControlServerOptions, probeSocket } from './control-server.js';
+export { ControlServer, type ControlServerOptions } from './control-server.js';
 export { guardEntry, managerEntry, targetRunnerEntry } from './entries.js';
-export {
-  CompanionClientError,
-  CompanionConfigError,
-  SocketInUseError,
-  SocketPathError,
-} from './errors.js';
+export { CompanionConfigError } from './errors.js';
 export { canonicalJson, configHash, hashCanonical, managerIdentity } from './hash.js';
 export { loadCompanionsFile } from './load-config.js';
 export { createLogger, type Logger, silentLogger } from './logger.js';

@@ -24,7 +24,8 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CompanionConfigError, SocketInUseError, SocketPathError } from './errors.js';
+import { SocketInUseError, SocketPathError } from '@arb/sock';
+import { CompanionConfigError } from './errors.js';
 import { loadCompanionsFile } from './load-config.js';
 import { createLogger } from './logger.js';
 import { Manager } from './manager.js';

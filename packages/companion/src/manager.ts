@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { LineServerLimits } from '@arb/sock';
 import { type CommandResult, Companion } from './companion.js';
 import { type CompanionConfig, type CompanionsSettings, parseCompanions } from './config.js';
 import { ControlServer } from './control-server.js';
@@ -20,10 +21,8 @@ export interface ManagerOptions {
   logger?: Logger;
   /** Start the guard process that kills companions if this process dies. Default true. */
   guard?: boolean;
-  /** Control connections idle this long are closed. Default 60 s. */
-  idleTimeoutMs?: number;
-  /** A control request line must arrive completely within this. Default 10 s. */
-  readTimeoutMs?: number;
+  /** Limits of the control socket (idle and read timeouts, connections...); @arb/sock's defaults. */
+  socketLimits?: LineServerLimits;
   /** Random source for backoff jitter (tests). */
   random?: () => number;
 }
@@ -123,8 +122,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
         path,
         handler: (req) => this.handle(req),
         logger: this.log,
-        idleTimeoutMs: this.opts.idleTimeoutMs,
-        readTimeoutMs: this.opts.readTimeoutMs,
+        ...this.opts.socketLimits,
       });
       await control.listen();
       this.control = control;

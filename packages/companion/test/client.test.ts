@@ -1,13 +1,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { LineClientError } from '@arb/sock';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  CompanionClient,
-  CompanionClientError,
-  ControlServer,
-  request,
-  silentLogger,
-} from '../src/index.js';
+import { CompanionClient, ControlServer, request, silentLogger } from '../src/index.js';
 import { removeTmpDirs, tmp } from './helpers.js';
 
 const closers: (() => Promise<unknown>)[] = [];
@@ -31,7 +26,7 @@ const failure = (p: Promise<unknown>) =>
     () => {
       throw new Error('expected a failure');
     },
-    (e: unknown) => e as CompanionClientError,
+    (e: unknown) => e as LineClientError,
   );
 
 describe('client', () => {
@@ -56,7 +51,7 @@ describe('client', () => {
     const path = join(tmp(), 'none.sock');
     const t0 = Date.now();
     const e = await failure(request(path, { cmd: 'status' }, { retryMs: 300 }));
-    expect(e).toBeInstanceOf(CompanionClientError);
+    expect(e).toBeInstanceOf(LineClientError);
     expect(e.code).toBe('ENOENT');
     expect(e.socketPath).toBe(path);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(200);

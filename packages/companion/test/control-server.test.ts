@@ -1,15 +1,9 @@
 import { existsSync, lstatSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { SocketInUseError, SocketPathError } from '@arb/sock';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  ControlServer,
-  type Request,
-  type Response,
-  SocketInUseError,
-  SocketPathError,
-  silentLogger,
-} from '../src/index.js';
+import { ControlServer, type Request, type Response, silentLogger } from '../src/index.js';
 import { removeTmpDirs, sleep, tmp, waitFor } from './helpers.js';
 
 const servers: ControlServer[] = [];

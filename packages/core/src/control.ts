@@ -1,6 +1,5 @@
 import path from 'node:path';
-import type { Listener } from '@arb/sock';
-import { LineServer, SocketInUse } from './control-server.js';
+import { LineServer, type LineServerLimits, type Listener, SocketInUseError } from '@arb/sock';
 import type { Logger } from './logger.js';
 import { type Lineage, newMasterPid, ownName, parentMasterPid } from './master/lineage.js';
 import type { ReloadOutcome } from './master/reload.js';
@@ -10,6 +9,7 @@ import { isCounted, type WorkerProcess, type WorkerState } from './master/worker
 import type { ArbMetrics, CompanionSummary, ExitReason, MetricsServer } from './ops/metrics.js';
 import { Notifier } from './ops/notify.js';
 import {
+  CTL_MAX_LINE_BYTES,
   type CtlRequest,
   type CtlResponse,
   decodeCtlRequest,
@@ -26,6 +26,8 @@ export interface ControlOptions {
    * promoted.
    */
   socket?: string;
+  /** Limits of the control socket (connections, line length, idle timeout...); defaults: @arb/sock's. */
+  socketLimits?: LineServerLimits;
   /** Serve Prometheus metrics on this address (`host:port`, `unix:PATH`). */
   metricsBind?: string;
   /** The companions' status, for `arb ctl status` and the metrics (the CLI asks the manager). */
@@ -144,6 +146,8 @@ export class ArbiterControl {
     const p = this.ctlPath();
     if (!p) return;
     const server = new LineServer({
+      maxLineBytes: CTL_MAX_LINE_BYTES,
+      ...this.options.socketLimits,
       path: p,
       log: this.host.log,
       handle: (line) => this.handleLine(line),
@@ -154,7 +158,8 @@ export class ArbiterControl {
       this.ctl = server;
       this.host.log.info({ ctl: p }, `Control socket listening at ${p}`);
     } catch (err) {
-      const why = err instanceof SocketInUse ? 'in use by another process' : (err as Error).message;
+      const why =
+        err instanceof SocketInUseError ? 'in use by another process' : (err as Error).message;
       this.host.log.warn({ ctl: p }, `Failed to start control socket ${p}: ${why}`);
     }
   }

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { heldState, type Listener } from './listener.js';
+import { socketFileId, unlinkSocketIfOurs } from './unix.js';
 
 export interface CloseOptions {
   /**
@@ -24,16 +25,7 @@ export function closeListeners(listeners: readonly Listener[], options: CloseOpt
       }
     }
     if (options.unlink && state?.ownFile && listener.path)
-      unlinkIfOurs(listener.path, state.ownFile);
-  }
-}
-
-function unlinkIfOurs(path: string, own: { dev: number; ino: number }): void {
-  try {
-    const st = fs.lstatSync(path);
-    if (st.ino === own.ino && st.dev === own.dev) fs.unlinkSync(path);
-  } catch {
-    // gone already
+      unlinkSocketIfOurs(listener.path, state.ownFile);
   }
 }
 
@@ -52,8 +44,8 @@ export function claimSocketFile(listener: Listener): boolean {
   try {
     const st = fs.lstatSync(listener.path);
     if (!st.isSocket()) return false;
-    state.ownFile = { dev: st.dev, ino: st.ino };
-    return true;
+    state.ownFile = socketFileId(listener.path);
+    return state.ownFile !== undefined;
   } catch {
     return false;
   }

@@ -15,7 +15,7 @@ export class AddressError extends Error {
  * `unix:/run/app.sock`, `fd://3`); `errno` is the system error name when there is one.
  */
 export class BindError extends Error {
-  override readonly name = 'BindError';
+  override readonly name: string = 'BindError';
   readonly code = 'ERR_ARB_BIND';
   constructor(
     readonly address: string,
@@ -46,5 +46,31 @@ export class ReusePortError extends Error {
     super(
       `reusePort needs Node.js >= 22.12 (this is ${nodeVersion}); remove reusePort or upgrade Node.js`,
     );
+  }
+}
+
+/**
+ * A unix socket path that another live process listens on (or that we may not connect to,
+ * which may be just as live): never deleted, never taken over. `path` is absolute.
+ */
+export class SocketInUseError extends BindError {
+  override readonly name: string = 'SocketInUseError';
+  constructor(readonly path: string) {
+    super(`unix:${path}`, 'address in use (another process is listening on it)', 'EADDRINUSE');
+  }
+}
+
+/**
+ * A unix socket path that cannot be claimed: a regular file or a directory is there (left
+ * alone), the directory is missing or not writable. `path` is absolute; `errno` the cause.
+ */
+export class SocketPathError extends BindError {
+  override readonly name: string = 'SocketPathError';
+  constructor(
+    readonly path: string,
+    reason: string,
+    errno?: string,
+  ) {
+    super(`unix:${path}`, reason, errno);
   }
 }

@@ -1,4 +1,5 @@
 import type { RawHandle } from './handle.js';
+import type { SocketFileId } from './unix.js';
 
 /** Where a listener came from, which decides whether arb may ever unlink its socket file. */
 export type ListenerOrigin = 'bound' | 'inherited' | 'systemd';
@@ -28,8 +29,8 @@ export interface Listener {
 
 interface Held {
   handle: RawHandle | undefined;
-  /** Inode (and device) of the socket file this process created, for a safe unlink. */
-  ownFile?: { dev: number; ino: number };
+  /** Identity of the socket file this process created, for a safe unlink. */
+  ownFile?: SocketFileId;
   closed: boolean;
 }
 

@@ -1,119 +1,190 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { BindError } from './errors.js';
+import { SocketInUseError, SocketPathError } from './errors.js';
 import { bindPipeHandle, type RawHandle } from './handle.js';
 
 /** sun_path holds 108 bytes including the terminating NUL. */
 export const MAX_UNIX_PATH_BYTES = 107;
 
-export interface UnixBindOptions {
+/**
+ * Who a socket file is: device, inode and times. Inode numbers alone are reused at once on
+ * tmpfs, so a file created at the same path after ours was removed could pass for ours.
+ */
+export type SocketFileId = string;
+
+export interface ClaimOptions {
   /** Umask applied while the socket file is created (the file gets `0o777 & ~umask`). */
   umask?: number;
+  /** Mode set on the file before it appears at the path (e.g. 0o600); wins over `umask`. */
+  mode?: number;
   uid?: number;
   gid?: number;
-  /** How long the liveness probe of an existing socket file may take. */
+  /** How long the liveness probe of an existing socket file may take. Default 1000 ms. */
   probeTimeout?: number;
 }
 
-export interface BoundUnix {
-  handle: RawHandle;
+/** What {@link claimSocketPath} bound: the binder's result and the file now at `path`. */
+export interface ClaimedSocket<T> {
+  value: T;
+  /** Absolute path of the socket file. */
   path: string;
-  ownFile: { dev: number; ino: number };
+  id: SocketFileId;
 }
 
 /**
- * Creates a unix listener at `socketPath` (resolved against the cwd) without listening.
+ * Binds a unix socket at `socketPath` (resolved against the cwd) and owns the file.
  *
- * The socket is bound under a temporary name in the same directory and renamed into place:
- * libuv remembers the name it bound and unlinks it when the handle closes (or when Node
- * tears its handles down at exit), so binding under the real name would delete the file on
- * every close. The rename also replaces a stale socket atomically, and applies mode and owner
- * before any client can see the path.
+ * The socket is bound under a temporary name in the same directory, given its mode and
+ * owner, then renamed into place: no client ever sees the path with another mode, a stale
+ * socket is replaced atomically, and libuv, which unlinks the name it bound when the
+ * handle closes (or when Node exits), unlinks a name that no longer exists instead of the
+ * real path. A live socket (see {@link isSocketLive}) is refused with `SocketInUseError`;
+ * a regular file or a directory at the path with `SocketPathError`: neither is touched.
+ *
+ * `bind(tmpPath)` must create the socket file before it returns (`net.Server#listen` and
+ * libuv's bind do): the umask is in force only during that call. It may then settle
+ * later; a rejection with `code: 'EADDRINUSE'` means the random name was taken and another
+ * is tried. `release(value)` undoes a bind that could not be renamed into place.
  */
-export async function bindUnix(
+export async function claimSocketPath<T>(
   socketPath: string,
-  options: UnixBindOptions = {},
-): Promise<BoundUnix> {
+  bind: (tmpPath: string) => Promise<T>,
+  release: (value: T) => void,
+  options: ClaimOptions = {},
+): Promise<ClaimedSocket<T>> {
   const abs = path.resolve(socketPath);
-  const address = `unix:${abs}`;
   const bytes = Buffer.byteLength(abs);
   if (bytes > MAX_UNIX_PATH_BYTES) {
-    throw new BindError(
-      address,
+    throw new SocketPathError(
+      abs,
       `path too long (${bytes} bytes; unix sockets allow ${MAX_UNIX_PATH_BYTES})`,
       'ENAMETOOLONG',
     );
   }
   const dir = path.dirname(abs);
-  checkDirectory(address, dir);
-  await checkExisting(address, abs, options.probeTimeout ?? 1000);
+  checkDirectory(abs, dir);
+  await checkExisting(abs, options.probeTimeout ?? 1000);
+  const umask = options.mode === undefined ? options.umask : 0o777 & ~options.mode;
 
   for (let attempt = 0; attempt < 5; attempt++) {
     const tmp = temporaryName(dir, bytes);
-    const previous = options.umask === undefined ? undefined : process.umask(options.umask);
-    let result: ReturnType<typeof bindPipeHandle>;
+    let bound: Promise<T>;
+    const previous = umask === undefined ? undefined : process.umask(umask);
     try {
-      result = bindPipeHandle(tmp);
+      bound = bind(tmp);
+    } catch (err) {
+      bound = Promise.reject(err);
     } finally {
       if (previous !== undefined) process.umask(previous);
     }
-    if ('errno' in result) {
-      if (result.errno === 'EADDRINUSE') continue; // the random name was taken: pick another
-      throw new BindError(address, describe(result.errno), result.errno);
+    let value: T;
+    try {
+      value = await bound;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRINUSE') continue; // the random name was taken: pick another
+      throw new SocketPathError(abs, describe(e.code) ?? e.message, e.code);
     }
     try {
+      if (options.mode !== undefined) fs.chmodSync(tmp, options.mode);
       if (options.uid !== undefined || options.gid !== undefined) {
         fs.chownSync(tmp, options.uid ?? -1, options.gid ?? -1);
       }
       fs.renameSync(tmp, abs);
-      const st = fs.statSync(abs);
-      return { handle: result.handle, path: abs, ownFile: { dev: st.dev, ino: st.ino } };
+      return { value, path: abs, id: socketFileId(abs)! };
     } catch (err) {
-      result.handle.close();
+      release(value);
       fs.rmSync(tmp, { force: true });
       const e = err as NodeJS.ErrnoException;
-      throw new BindError(address, e.message, e.code);
+      throw new SocketPathError(abs, e.message, e.code);
     }
   }
-  throw new BindError(address, `could not create a temporary socket in ${dir}`, 'EADDRINUSE');
+  throw new SocketPathError(abs, `could not create a temporary socket in ${dir}`, 'EADDRINUSE');
 }
 
-function checkDirectory(address: string, dir: string): void {
+export interface BoundUnix {
+  handle: RawHandle;
+  path: string;
+  ownFile: SocketFileId;
+}
+
+/** A unix listener at `socketPath`, bound without listening (see {@link claimSocketPath}). */
+export async function bindUnix(socketPath: string, options: ClaimOptions = {}): Promise<BoundUnix> {
+  const claimed = await claimSocketPath(
+    socketPath,
+    async (tmp) => {
+      const result = bindPipeHandle(tmp);
+      if ('errno' in result) throw Object.assign(new Error(result.errno), { code: result.errno });
+      return result.handle;
+    },
+    (handle) => handle.close(),
+    options,
+  );
+  return { handle: claimed.value, path: claimed.path, ownFile: claimed.id };
+}
+
+/** The identity of the file at `socketPath`, or undefined when there is none. */
+export function socketFileId(socketPath: string): SocketFileId | undefined {
+  try {
+    const st = fs.lstatSync(socketPath, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.ctimeNs}:${st.birthtimeNs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes the socket file at `socketPath` if it is still the one identified by `id`. */
+export function unlinkSocketIfOurs(socketPath: string, id: SocketFileId): boolean {
+  if (socketFileId(socketPath) !== id) return false;
+  try {
+    fs.unlinkSync(socketPath);
+    return true;
+  } catch {
+    return false; // gone already
+  }
+}
+
+function checkDirectory(abs: string, dir: string): void {
   let st: fs.Stats;
   try {
     st = fs.statSync(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new BindError(address, `directory ${dir} does not exist`, code);
-    throw new BindError(address, `cannot use directory ${dir}: ${code}`, code);
+    if (code === 'ENOENT') throw new SocketPathError(abs, `directory ${dir} does not exist`, code);
+    throw new SocketPathError(abs, `cannot use directory ${dir}: ${code}`, code);
   }
-  if (!st.isDirectory()) throw new BindError(address, `${dir} is not a directory`, 'ENOTDIR');
+  if (!st.isDirectory()) throw new SocketPathError(abs, `${dir} is not a directory`, 'ENOTDIR');
 }
 
 /** Refuses a path that holds a live socket or a non-socket; a stale socket is left to replace. */
-async function checkExisting(address: string, abs: string, timeout: number): Promise<void> {
+async function checkExisting(abs: string, timeout: number): Promise<void> {
   let st: fs.Stats;
   try {
     st = fs.lstatSync(abs);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    throw new SocketPathError(abs, `cannot inspect it: ${code}`, code);
   }
   if (!st.isSocket()) {
-    throw new BindError(address, `${abs} exists and is not a socket; not replacing it`, 'EEXIST');
-  }
-  if (await isLive(abs, timeout)) {
-    throw new BindError(
-      address,
-      'address in use (another process is listening on it)',
-      'EADDRINUSE',
+    const what = st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'not a socket';
+    throw new SocketPathError(
+      abs,
+      `${abs} exists and is not a socket (${what}); not replacing it`,
+      'EEXIST',
     );
   }
+  if (await isSocketLive(abs, timeout)) throw new SocketInUseError(abs);
 }
 
-/** True when something accepts connections on the socket file (or is too busy to answer). */
-export function isLive(socketPath: string, timeout = 1000): Promise<boolean> {
+/**
+ * True when the socket file at `socketPath` may belong to a live server: something accepts
+ * on it, it does not answer within `timeout` ms (a full backlog), or we may not connect to
+ * it (EACCES, EPERM: another user's server is still a server). False only when nothing
+ * listens there (ECONNREFUSED) or nothing is there (ENOENT): only then may it be replaced.
+ */
+export function isSocketLive(socketPath: string, timeout = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const conn = net.connect(socketPath);
     const done = (live: boolean) => {
@@ -121,10 +192,11 @@ export function isLive(socketPath: string, timeout = 1000): Promise<boolean> {
       conn.destroy();
       resolve(live);
     };
-    // A listener whose backlog is full does not answer: treat it as live, never delete it.
     const timer = setTimeout(() => done(true), timeout);
     conn.once('connect', () => done(true));
-    conn.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'EAGAIN'));
+    conn.once('error', (err: NodeJS.ErrnoException) =>
+      done(!(err.code === 'ECONNREFUSED' || err.code === 'ENOENT')),
+    );
   });
 }
 
@@ -147,7 +219,7 @@ function randomHex(length: number): string {
   return out.slice(0, length);
 }
 
-function describe(errno: string): string {
+function describe(errno: string | undefined): string | undefined {
   switch (errno) {
     case 'EACCES':
       return 'permission denied';

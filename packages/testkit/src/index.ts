@@ -74,6 +74,12 @@ export function exited(child: ChildProcess): Promise<number | NodeJS.Signals> {
   if (child.signalCode !== null) return Promise.resolve(child.signalCode);
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
 }
+export {
+  CONFORMANCE_LIMITS,
+  type ConformanceCase,
+  type LineSocketSubject,
+  lineSocketCases,
+} from './line-conformance.js';
 export { NotifyReceiver } from './notify-receiver.js';
 export { freePort, retryOnPortInUse } from './ports.js';
 export {

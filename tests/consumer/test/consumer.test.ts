@@ -189,6 +189,14 @@ describe('in a project that installed the tarballs with npm', () => {
     expect(fs.existsSync(socketPath!)).toBe(false);
   });
 
+  it('runs the @arb/sock line socket example: one request answered, no socket left', async () => {
+    const dir = exampleDir('sock-line', { 'line-socket.mjs': readExample(EXAMPLES.sockLine) });
+    const line = start([process.execPath, 'line-socket.mjs'], dir);
+    expect(await line.stop(null)).toBe(0);
+    expect(line.stdout).toMatch(/^ok: true, now: \d{4}-\d\d-\d\dT/);
+    expect(fs.existsSync(path.join(dir, 'time.sock'))).toBe(false);
+  });
+
   it('runs the @arb/core README example: an Arbiter with 2 workers, stopped by TERM', async () => {
     const dir = exampleDir('core', {
       'launch.mjs': readExample(EXAMPLES.coreLaunch),

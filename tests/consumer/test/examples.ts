@@ -12,6 +12,7 @@ export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const EXAMPLES = {
   rootConfig: 'docs/examples/arb.config.ts',
   sockServe: 'packages/sock/examples/serve.mjs',
+  sockLine: 'packages/sock/examples/line-socket.mjs',
   coreLaunch: 'packages/core/examples/launch.mjs',
   companionSupervise: 'packages/companion/examples/supervise.mjs',
   cliConfig: 'apps/cli/examples/arb.config.ts',
