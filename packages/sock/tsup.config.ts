@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // log: the logger setup, an entry of its own so that socket users never load pino
+  entry: ['src/index.ts', 'src/log.ts'],
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

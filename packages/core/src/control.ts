@@ -52,6 +52,8 @@ export interface ControlHost {
   readonly reloader: { readonly active: boolean; readonly state: string; readonly seq: number };
   readonly signals: { wake(): void };
   now(): number;
+  /** Log lines the master dropped so far. */
+  logDropped?(): number;
   signal(sig: MasterSignal): void;
   setNumWorkers(value: number): Promise<void>;
   upgrade?(options?: {
@@ -114,6 +116,7 @@ export class ArbiterControl {
             return out;
           },
           companions: () => this.companions(),
+          logDropped: () => host.logDropped?.() ?? 0,
         },
         { companions: this.options.companions !== undefined },
       );

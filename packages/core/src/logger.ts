@@ -1,16 +1,7 @@
-import fs from 'node:fs';
-import tty from 'node:tty';
-import pino from 'pino';
+import { createLogSink, type Logger, type LogSink } from '@arb/sock/log';
 import type { LogLevel } from './settings.js';
 
-export type Logger = pino.Logger;
-
-/** A logger with the file it writes to, which USR1 reopens. */
-export interface LogSink {
-  readonly log: Logger;
-  /** Reopen the log file (after rotation); a no-op for stderr/stdout. */
-  reopen(): void;
-}
+export type { Logger, LogSink };
 
 export interface LoggerOptions {
   /** Which process writes: every line carries it, with the pid. */
@@ -25,50 +16,9 @@ export interface LoggerOptions {
 }
 
 /**
- * pino, writing synchronously (a line logged just before `process.exit` is not lost):
- * JSON lines to a file or a non-TTY stream, short readable lines on a terminal.
+ * The master's and the workers' logger: @arb/sock's one setup for every arb process (JSON
+ * lines, readable on a terminal; a failing destination drops and counts lines, never throws).
  */
 export function createLogger(options: LoggerOptions): LogSink {
-  const base = { proc: options.proc, pid: process.pid, ...options.base };
-  const fd = options.stdFd ?? 2;
-  if (options.dest === '-' && tty.isatty(fd)) {
-    const log = pino({ level: options.level, base }, { write: (line: string) => pretty(fd, line) });
-    return { log, reopen: () => {} };
-  }
-  const dest = pino.destination({
-    dest: options.dest === '-' ? fd : options.dest,
-    sync: true,
-    mkdir: options.dest !== '-',
-  });
-  const log = pino({ level: options.level, base }, dest);
-  return {
-    log,
-    reopen: () => {
-      if (options.dest !== '-') dest.reopen();
-    },
-  };
-}
-
-const LEVEL_NAMES: Record<number, string> = {
-  10: 'TRACE',
-  20: 'DEBUG',
-  30: 'INFO',
-  40: 'WARN',
-  50: 'ERROR',
-  60: 'FATAL',
-};
-
-function pretty(fd: number, line: string): void {
-  try {
-    const { level, time, proc, pid, msg, hostname: _h, err, ...rest } = JSON.parse(line);
-    const t = new Date(time).toISOString().slice(11, 23);
-    const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : '';
-    const stack = err?.stack ? `\n${err.stack}` : '';
-    fs.writeSync(
-      fd,
-      `${t} ${LEVEL_NAMES[level] ?? level} [${proc} ${pid}] ${msg ?? ''}${extra}${stack}\n`,
-    );
-  } catch {
-    fs.writeSync(fd, line);
-  }
+  return createLogSink(options);
 }

@@ -41,6 +41,7 @@ export function recordingLog(): LogSink & {
   return {
     log,
     reopen: vi.fn(),
+    dropped: () => 0,
     lines,
     at: (level) => lines.filter((l) => l.level === levels[level]),
   };

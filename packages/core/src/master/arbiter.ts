@@ -25,6 +25,7 @@ import {
   runsSidecar,
   SOLE,
 } from './lineage.js';
+import { handOverLogFiles } from './log-files.js';
 import { Pidfile } from './pidfile.js';
 import { Reload } from './reload.js';
 import { SidecarSlot } from './sidecar.js';
@@ -135,6 +136,11 @@ export class Arbiter implements ServerView {
     return ownName(this.lineage, this.settings.procName);
   }
   /** Monotonic seconds (the clock every deadline uses). */
+  /** Log lines this master dropped so far (its log destination failed). */
+  logDropped(): number {
+    return this.logSink.dropped();
+  }
+
   now(): number {
     return this.deps.now();
   }
@@ -238,6 +244,7 @@ export class Arbiter implements ServerView {
       if (this.lineage.role === 'sole') this.pidfile.create(this.pid);
     }
     await runHook(this.hooks, 'onStarting', this);
+    handOverLogFiles(this.settings, this.log);
     this.installSignals();
     if (this.listeners.length === 0) this.systemd = await this.generations.bind();
     if (this.lineage.role === 'awaiting-promotion' && this.deps.installSignals) {
@@ -314,6 +321,7 @@ export class Arbiter implements ServerView {
 
   private async handleUsr1(): Promise<void> {
     this.logSink.reopen();
+    handOverLogFiles(this.settings, this.log);
     this.log.info('Reopened log files');
     await this.pool.killAll('SIGUSR1');
   }

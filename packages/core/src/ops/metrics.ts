@@ -32,6 +32,8 @@ export interface MetricsView {
   workersByState(): Record<string, number>;
   /** The companions, or null when there are none (or the manager does not answer). */
   companions(): Promise<CompanionSummary[] | null>;
+  /** Log lines the master dropped so far (its log destination failed). */
+  logDropped?(): number;
 }
 
 /** The companion states a `arb_companion_state` series exists for. */
@@ -53,6 +55,7 @@ export class ArbMetrics {
   private readonly buckets = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
   private latencySum = 0;
   private requestsStarted = 0;
+  private workerLogDropped = 0;
 
   constructor(view: MetricsView, options: { companions?: boolean } = {}) {
     const registers = [this.registry];
@@ -121,6 +124,17 @@ export class ArbMetrics {
       collect() {
         this.reset();
         this.inc(self.requestsStarted);
+      },
+    });
+    new client.Counter({
+      name: 'arb_log_lines_dropped_total',
+      help: 'Log lines dropped because their destination failed (disk full, EIO, EACCES), by process',
+      labelNames: ['proc'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ proc: 'master' }, view.logDropped?.() ?? 0);
+        this.inc({ proc: 'worker' }, self.workerLogDropped);
       },
     });
     this.requests = new client.Counter({
@@ -193,6 +207,8 @@ export class ArbMetrics {
   /** Adds one worker's batch. */
   addStats(m: StatsMessage): void {
     this.requestsStarted += m.requests;
+    if (typeof m.logDropped === 'number' && Number.isFinite(m.logDropped))
+      this.workerLogDropped += m.logDropped;
     for (const [code, n] of Object.entries(m.codes)) {
       if (/^\dxx$/.test(code) && Number.isFinite(n)) this.requests.inc({ code }, n);
     }

@@ -37,6 +37,8 @@ export interface StatsMessage {
   buckets: number[];
   /** Sum of the latencies of the finished responses, seconds. */
   sum: number;
+  /** Log lines the worker dropped since the previous message (its log destination failed). */
+  logDropped?: number;
 }
 
 export function isStatsMessage(m: unknown): m is StatsMessage {

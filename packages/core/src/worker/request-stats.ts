@@ -21,10 +21,13 @@ export class WorkerRequestStats {
   private sum = 0;
   private finished = 0;
   private timer: NodeJS.Timeout | undefined;
+  private droppedSent = 0;
 
   constructor(
     private readonly send: (m: StatsMessage) => void,
     private readonly intervalMs = STATS_INTERVAL_MS,
+    /** Log lines this worker dropped so far (reported as a difference with each message). */
+    private readonly logDropped: () => number = () => 0,
   ) {}
 
   start(): void {
@@ -53,7 +56,8 @@ export class WorkerRequestStats {
 
   /** Sends what was counted since the last flush, if anything. */
   flush(): void {
-    if (this.requests === 0 && this.finished === 0) return;
+    const dropped = this.logDropped() - this.droppedSent;
+    if (this.requests === 0 && this.finished === 0 && dropped === 0) return;
     const m: StatsMessage = {
       type: 'stats',
       requests: this.requests,
@@ -61,6 +65,8 @@ export class WorkerRequestStats {
       buckets: this.buckets,
       sum: this.sum,
     };
+    if (dropped > 0) m.logDropped = dropped;
+    this.droppedSent += dropped;
     this.requests = 0;
     this.finished = 0;
     this.codes = {};

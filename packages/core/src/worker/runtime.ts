@@ -39,9 +39,13 @@ export class WorkerRuntime implements WorkerInfo {
   private serving: Serving | undefined;
   private requests = 0;
   /** Request counts and latencies for the master's metrics, sent about once a second. */
-  private readonly stats = new WorkerRequestStats((m) => {
-    if (process.send && process.connected) process.send(m, undefined, {}, () => {});
-  });
+  private readonly stats = new WorkerRequestStats(
+    (m) => {
+      if (process.send && process.connected) process.send(m, undefined, {}, () => {});
+    },
+    undefined,
+    () => this.logSink.dropped() + (this.accessLog?.sink.dropped() ?? 0),
+  );
   private readonly server: ServerView;
 
   constructor(private readonly payload: WorkerPayload) {
