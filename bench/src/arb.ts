@@ -40,7 +40,8 @@ export class ArbProcess {
   /** files arb left in its working directory after stop (control socket, pidfile...) */
   leftFiles: string[] = [];
 
-  constructor(args: string[], env: Record<string, string> = {}, cwd?: string) {
+  /** `command`: run this instead of arb, with `args` (a wrapper that execs arb in place). */
+  constructor(args: string[], env: Record<string, string> = {}, cwd?: string, command?: string) {
     if (!cwd) {
       cwd = tempDir('cwd');
       this.ownCwd = true;
@@ -50,9 +51,11 @@ export class ArbProcess {
       throw new Error(`${ARB_BIN} is missing: run \`pnpm build\` first`);
     }
     // the command users run when the build has it (same pid: it execs node), else the entry
-    const [cmd, argv] = existsSync(ARB_LAUNCHER)
-      ? [ARB_LAUNCHER, args]
-      : [process.execPath, [ARB_BIN, ...args]];
+    const [cmd, argv] = command
+      ? [command, args]
+      : existsSync(ARB_LAUNCHER)
+        ? [ARB_LAUNCHER, args]
+        : [process.execPath, [ARB_BIN, ...args]];
     this.child = spawn(cmd, argv, {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, ...env },

@@ -1,5 +1,6 @@
 // `pnpm chaos`: bounded fault-injection runs; each prints what was tried and what was lost.
-// Options: --only kill-workers,kill-master,kill-manager,crashloop,fuzz,storm,upgrade
+// Options: --only kill-workers,kill-master,kill-manager,crashloop,fuzz,storm,upgrade,
+//          log-disk-full,pids-limit,random-exit,guard-kill
 //          --seconds S (kill-workers duration, default 30), --quick (short runs)
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -8,8 +9,12 @@ import { parseArgs } from 'node:util';
 import { type ChaosResult, line } from './chaos/common.js';
 import { crashLoop } from './chaos/crashloop.js';
 import { fuzzSockets } from './chaos/fuzz.js';
+import { guardKill } from './chaos/guard-kill.js';
 import { killManager, killMaster } from './chaos/kill-master.js';
 import { killWorkers } from './chaos/kill-workers.js';
+import { logDiskFull } from './chaos/log-disk-full.js';
+import { pidsLimit } from './chaos/pids-limit.js';
+import { randomExit } from './chaos/random-exit.js';
 import { signalStorm } from './chaos/signal-storm.js';
 import { upgradeThenKillOld } from './chaos/upgrade.js';
 import { requireWrk } from './load.js';
@@ -25,7 +30,8 @@ const { values: args } = parseArgs({
 });
 const quick = args.quick ?? false;
 const only = (
-  args.only ?? 'kill-workers,kill-master,kill-manager,crashloop,fuzz,storm,upgrade'
+  args.only ??
+  'kill-workers,kill-master,kill-manager,crashloop,fuzz,storm,upgrade,log-disk-full,pids-limit,random-exit,guard-kill'
 ).split(',');
 
 const SCENARIOS: Record<string, () => Promise<ChaosResult>> = {
@@ -36,6 +42,10 @@ const SCENARIOS: Record<string, () => Promise<ChaosResult>> = {
   fuzz: () => fuzzSockets(),
   storm: () => signalStorm(),
   upgrade: upgradeThenKillOld,
+  'log-disk-full': () => logDiskFull({ seconds: quick ? 6 : 20 }),
+  'pids-limit': () => pidsLimit({ seconds: quick ? 6 : 15 }),
+  'random-exit': () => randomExit({ seconds: quick ? 6 : 20 }),
+  'guard-kill': guardKill,
 };
 
 async function main() {
