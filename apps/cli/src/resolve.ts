@@ -1,6 +1,7 @@
 import { formatAddress, parseAddress } from '@arb/sock';
 import { CommanderError } from 'commander';
 import { parse as shellParse } from 'shell-quote';
+import * as v from 'valibot';
 import { findConfigFile, loadConfigFile } from './config-file.js';
 import { defaultsFrom } from './defaults.js';
 import { ConfigError } from './errors.js';
@@ -151,9 +152,9 @@ function validate(
   source: string,
   flags?: Map<string, string>,
 ): Record<string, unknown> {
-  const result = configSchema.safeParse(values);
-  if (result.success) return stripUndefined(result.data as Record<string, unknown>);
-  const lines = describeIssues(result.error, values).map((line) => {
+  const result = v.safeParse(configSchema, values);
+  if (result.success) return stripUndefined(result.output as Record<string, unknown>);
+  const lines = describeIssues(result.issues, values).map((line) => {
     const colon = line.indexOf(':');
     if (!flags || colon < 0) return line;
     const key = line.slice(0, colon);

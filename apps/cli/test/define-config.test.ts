@@ -1,3 +1,4 @@
+import * as v from 'valibot';
 import { describe, expect, it } from 'vitest';
 import { type ArbConfig, defineConfig } from '../src/index.js';
 import { configSchema, describeIssues } from '../src/schema.js';
@@ -35,8 +36,8 @@ describe('defineConfig', () => {
 
     // the runtime schema refuses the first two as well, naming the key
     const issues = (input: unknown) => {
-      const r = configSchema.safeParse(input);
-      return r.success ? [] : describeIssues(r.error, input);
+      const r = v.safeParse(configSchema, input);
+      return r.success ? [] : describeIssues(r.issues, input);
     };
     expect(issues(badType)).toEqual([expect.stringMatching(/^workers: /)]);
     expect(issues(unknownKey)).toEqual([expect.stringContaining('wrokers')]);

@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { CompanionConfigError } from './errors.js';
 import { FORBIDDEN_STOP_SIGNALS, isSignalName } from './signals.js';
 import { splitTarget } from './target.js';
@@ -124,64 +124,117 @@ export const DEFAULTS = {
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.@-]*$/;
 const RESERVED_NAMES = new Set(['all']);
 
-const seconds = z
-  .number({ error: 'must be a number of seconds' })
-  .min(0, { error: 'must not be negative' });
-const nonEmptyString = z
-  .string({ error: 'must be a string' })
-  .min(1, { error: 'must not be empty' });
+/** NaN and ±Infinity are refused like any other non-number (not as a failed bound). */
+const finiteNumber = (message: string) =>
+  v.custom<number>((x) => typeof x === 'number' && Number.isFinite(x), message);
+const seconds = v.pipe(
+  finiteNumber('must be a number of seconds'),
+  v.minValue(0, 'must not be negative'),
+);
+const nonEmptyString = v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'));
+
+/**
+ * A plain object whose own keys are strings and whose values pass `value`. By hand: valibot's
+ * record accepts arrays and skips the keys `constructor` and `prototype` (and symbols).
+ */
+function recordOf(value: v.GenericSchema, message: string) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>(isRecord, message),
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (!dataset.typed) return;
+      const obj = dataset.value as Record<PropertyKey, unknown>;
+      for (const key of Reflect.ownKeys(obj)) {
+        if (key === '__proto__' || !Object.prototype.propertyIsEnumerable.call(obj, key)) continue;
+        // 'unknown': the key may be a symbol.
+        const at: v.UnknownPathItem = {
+          type: 'unknown',
+          origin: 'value',
+          input: obj,
+          key,
+          value: obj[key],
+        };
+        if (typeof key !== 'string') {
+          addIssue({ message: 'Invalid key in record', input: key, path: [at] });
+          continue;
+        }
+        for (const issue of v.safeParse(value, obj[key]).issues ?? []) {
+          addIssue({
+            message: issue.message,
+            input: issue.input,
+            path: [at, ...(issue.path ?? [])],
+          });
+        }
+      }
+    }),
+  );
+}
+
+const EXIT_CODE = 'must be exit codes (integers 0-255)';
 
 const optionSchemas = {
   cwd: nonEmptyString,
-  env: z.record(z.string(), z.string({ error: 'values must be strings' }), {
-    error: 'must be an object of strings',
-  }),
-  stopSignal: z.string({ error: 'must be a signal name such as "SIGTERM"' }),
+  env: recordOf(v.string('values must be strings'), 'must be an object of strings'),
+  stopSignal: v.string('must be a signal name such as "SIGTERM"'),
   stopTimeout: seconds,
   reloadTimeout: seconds,
   startSecs: seconds,
   stdout: nonEmptyString,
   stderr: nonEmptyString,
-  autorestart: z.enum(['always', 'unexpected', 'never'], {
-    error: 'must be "always", "unexpected" or "never"',
-  }),
-  exitCodes: z.array(
-    z
-      .number({ error: 'must be exit codes (integers 0-255)' })
-      .int({ error: 'must be exit codes (integers 0-255)' })
-      .min(0, { error: 'must be exit codes (integers 0-255)' })
-      .max(255, { error: 'must be exit codes (integers 0-255)' }),
-    { error: 'must be an array of exit codes' },
+  autorestart: v.picklist(
+    ['always', 'unexpected', 'never'],
+    'must be "always", "unexpected" or "never"',
   ),
-  startRetries: z
-    .number({ error: 'must be a non-negative integer or null' })
-    .int({ error: 'must be an integer' })
-    .min(0, { error: 'must not be negative' })
-    .nullable(),
-} satisfies Record<keyof CompanionOptions, z.ZodType>;
+  exitCodes: v.array(
+    v.pipe(
+      finiteNumber(EXIT_CODE),
+      v.integer(EXIT_CODE),
+      v.minValue(0, EXIT_CODE),
+      v.maxValue(255, EXIT_CODE),
+    ),
+    'must be an array of exit codes',
+  ),
+  startRetries: v.nullable(
+    v.pipe(
+      finiteNumber('must be a non-negative integer or null'),
+      v.integer('must be an integer'),
+      v.check((n: number) => Number.isSafeInteger(n), 'must be an integer'),
+      v.minValue(0, 'must not be negative'),
+    ),
+  ),
+} satisfies Record<keyof CompanionOptions, v.GenericSchema>;
 
 const specSchemas = {
   ...optionSchemas,
   name: nonEmptyString,
   target: nonEmptyString,
-  command: z
-    .array(nonEmptyString, { error: 'must be an argv array of strings' })
-    .min(1, { error: 'must not be empty' }),
+  command: v.pipe(
+    v.array(nonEmptyString, 'must be an argv array of strings'),
+    v.minLength(1, 'must not be empty'),
+  ),
 };
 
 const topSchemas = {
   socket: nonEmptyString,
-  defaults: z.record(z.string(), z.unknown(), { error: 'must be an object' }),
+  defaults: recordOf(v.unknown(), 'must be an object'),
   restartDelay: seconds,
   maxRestartDelay: seconds,
   backoffResetAfter: seconds,
-  managerStopTimeout: seconds.nullable(),
+  managerStopTimeout: v.nullable(seconds),
   managerShutdownBuffer: seconds,
-  workers: z.array(z.unknown(), { error: 'must be an array of companions' }),
+  workers: v.array(v.unknown(), 'must be an array of companions'),
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** An object literal or `Object.create(null)`; not an array, a Map or another class instance. */
+function isRecord(v: unknown): v is Record<string, unknown> {
+  if (!isPlainObject(v)) return false;
+  const ctor = v.constructor;
+  if (ctor === undefined || typeof ctor !== 'function') return true;
+  const proto: unknown = ctor.prototype;
+  return isPlainObject(proto) && Object.hasOwn(proto, 'isPrototypeOf');
 }
 
 function describe(value: unknown): string {
@@ -210,7 +263,7 @@ function checkKeys(
   companion: string | null,
   prefix: string,
   obj: Record<string, unknown>,
-  schemas: Record<string, z.ZodType>,
+  schemas: Record<string, v.GenericSchema>,
 ): void {
   const unknown = Object.keys(obj).filter((k) => !Object.hasOwn(schemas, k));
   if (unknown.length > 0) {
@@ -224,10 +277,10 @@ function checkKeys(
   }
   for (const [key, schema] of Object.entries(schemas)) {
     if (!Object.hasOwn(obj, key) || obj[key] === undefined) continue;
-    const r = schema.safeParse(obj[key]);
+    const r = v.safeParse(schema, obj[key]);
     if (!r.success) {
-      const issue = r.error.issues[0];
-      const sub = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+      const issue = r.issues[0];
+      const sub = issue?.path?.length ? ` at ${issue.path.map((p) => p.key).join('.')}` : '';
       fail(companion, prefix + key, obj[key], `${issue?.message ?? 'invalid'}${sub}`);
     }
   }
