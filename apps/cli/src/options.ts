@@ -118,7 +118,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     flags: '--reuse-port',
     key: 'reusePort',
-    description: 'SO_REUSEPORT on the listeners: another arb may bind the same address (Node.js >= 22.12)',
+    description:
+      'SO_REUSEPORT on the listeners: another arb may bind the same address (Node.js >= 22.12)',
   },
   {
     flags: '--umask <mode>',

@@ -25,7 +25,7 @@ export {
   parseCompanions,
 } from './config.js';
 export { ControlServer, type ControlServerOptions, probeSocket } from './control-server.js';
-export { guardEntry, managerEntry, targetRunnerEntry } from './entries.js';
+export { guardEntry, managerEntry, runAsEntry, targetRunnerEntry } from './entries.js';
 export {
   CompanionClientError,
   CompanionConfigError,
@@ -55,6 +55,7 @@ export {
   type StatusEntry,
   statusEntry,
 } from './protocol.js';
+export { refuseNonSocket } from './socket-path.js';
 export {
   type CompanionState,
   type Effect,
