@@ -2,8 +2,15 @@ import { defineConfig } from 'tsup';
 
 export default defineConfig({
   // index: the library. The others are process entries spawned with `node <file>`
-  // (manager-main: the manager; target-runner: a `module:export` companion; guard).
-  entry: ['src/index.ts', 'src/manager-main.ts', 'src/target-runner.ts', 'src/guard.ts'],
+  // (manager-main: the manager; target-runner: a `module:export` companion; guard; run-as:
+  // a command companion under another user).
+  entry: [
+    'src/index.ts',
+    'src/manager-main.ts',
+    'src/target-runner.ts',
+    'src/guard.ts',
+    'src/run-as.ts',
+  ],
   format: ['esm', 'cjs'],
   dts: { entry: 'src/index.ts' },
   clean: true,

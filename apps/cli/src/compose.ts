@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -6,8 +6,10 @@ import {
   managerEntry,
   managerIdentity,
   parseCompanions,
+  refuseNonSocket,
 } from '@arb/companion';
 import type { ArbiterConfig, SidecarSpec } from '@arb/core';
+import { SocketPathError } from '@arb/sock';
 import { controlOptions } from './control-options.js';
 import { ConfigError } from './errors.js';
 import type { ResolvedConfig } from './resolve.js';
@@ -40,48 +42,91 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
       configFile,
       path.resolve(cwd, config.chdir ?? '.'),
       config.logLevel,
+      { user: resolveId('user', user), group: resolveId('group', group) },
     ),
     control: controlOptions(config, cwd, path.resolve(cwd, config.chdir ?? '.')),
   } as ArbiterConfig;
 }
 
 /**
+ * The manager this master runs, as far as a reload is concerned: the identity the arbiter
+ * recorded when it spawned it, and the identity of what it runs now, which a reread
+ * (`arb companion reread`, or HUP to the manager) changes behind the master's back. The
+ * manager reports the latter on its IPC channel after every applied reread.
+ */
+interface RunningManager {
+  readonly child: ChildProcess;
+  readonly spawnedAs: string;
+  runs: string;
+}
+let running: RunningManager | undefined;
+
+/**
+ * The identity to hand the arbiter for companions that hash to `fresh`. The arbiter restarts
+ * the manager when this differs from the one it spawned it with, so: the spawn-time one
+ * when the manager already runs `fresh` (a reread got there first: nothing to restart);
+ * `fresh` otherwise; and a distinct value when `fresh` equals the spawn-time identity but
+ * a reread moved the manager away from it (the file went back: the manager must follow).
+ */
+function identityFor(fresh: string): string {
+  const m = running;
+  if (!m || m.child.exitCode !== null || m.child.signalCode !== null) return fresh;
+  if (m.runs === fresh) return m.spawnedAs;
+  if (fresh === m.spawnedAs) return `${fresh};after-reread`;
+  return fresh;
+}
+
+/**
  * The companion manager in the arbiter's sidecar slot, when companions are configured. Its
  * identity is the sorted companion config hashes (plus the socket), so a reload restarts it
- * only when a companion changed.
+ * only when a companion changed, compared with what the manager runs now (rereads
+ * included). Companions run as `ids` (the workers' -u/-g) unless they name a user.
  */
 export function companionSidecar(
   companions: ResolvedConfig['companions'],
   configFile: string | undefined,
   baseDir: string,
   logLevel: string,
+  ids: { user?: number; group?: number } = {},
 ): SidecarSpec | undefined {
   if (!companions) return undefined;
   let settings: ReturnType<typeof parseCompanions>;
   try {
-    settings = parseCompanions(companions, { baseDir });
+    settings = parseCompanions(companions, { baseDir, ...ids });
+    // A file or directory at the socket path would make every manager fail to bind, and
+    // the master respawn it for ever: refuse it now, before anything starts.
+    if (settings.socket) refuseNonSocket(settings.socket);
   } catch (err) {
-    if (err instanceof CompanionConfigError)
+    if (err instanceof CompanionConfigError || err instanceof SocketPathError)
       throw new ConfigError(configFile ?? 'config', [err.message]);
     throw err;
   }
   if (settings.configs.length === 0) return undefined;
   // With a config file the manager re-imports it itself on `arb companion reread` (through
-  // the CLI's loader, so TypeScript works); companions given otherwise travel as JSON.
+  // the CLI's loader, so TypeScript works); companions given otherwise travel as JSON. The
+  // socket is passed as resolved here (the command line may have set it).
   const source = configFile ? ['--config', configFile, '--loader', LOADER] : [];
   const env = configFile ? {} : { ARB_COMPANION_CONFIG_JSON: JSON.stringify(companions) };
+  const idArgs = [
+    ...(ids.user !== undefined ? ['--user', String(ids.user)] : []),
+    ...(ids.group !== undefined ? ['--group', String(ids.group)] : []),
+  ];
+  const fresh = managerIdentity(settings.configs, { socket: settings.socket });
+  const identity = identityFor(fresh);
   return {
     name: 'companion manager',
-    identity: managerIdentity(settings.configs, { socket: settings.socket }),
+    identity,
     stopTimeout: settings.managerStopTimeout,
     // The manager stops gracefully on TERM and INT; QUIT is its quick stop.
     quickStopSignal: 'SIGQUIT',
-    spawn: (ctx) =>
-      spawn(
+    spawn: (ctx) => {
+      const child = spawn(
         process.execPath,
         [
           managerEntry(),
           ...source,
+          ...(settings.socket ? ['--socket', settings.socket] : []),
+          ...idArgs,
           '--base-dir',
           baseDir,
           '--parent-pid',
@@ -90,6 +135,15 @@ export function companionSidecar(
           logLevel,
         ],
         { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } },
-      ),
+      );
+      const me: RunningManager = { child, spawnedAs: identity, runs: fresh };
+      running = me;
+      child.on('message', (msg: { type?: unknown; identity?: unknown }) => {
+        if (msg?.type === 'identity' && typeof msg.identity === 'string') me.runs = msg.identity;
+      });
+      // The channel must not keep a master that is done from exiting.
+      child.channel?.unref();
+      return child;
+    },
   };
 }

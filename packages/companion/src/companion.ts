@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import { monoNow, wallNow } from './clock.js';
 import type { CompanionConfig } from './config.js';
-import { targetRunnerEntry } from './entries.js';
+import { GID_ENV, UID_ENV } from './drop-privileges.js';
+import { runAsEntry, targetRunnerEntry } from './entries.js';
 import { LogFile } from './log-file.js';
 import type { Logger } from './logger.js';
 import {
@@ -71,7 +72,17 @@ const MANAGER_ONLY_ENV = [
   'ARB_COMPANION_CONFIG',
   'ARB_COMPANION_CONFIG_JSON',
   'ARB_COMPANION_PARENT_PID',
+  UID_ENV,
+  GID_ENV,
 ];
+
+/** True when `cfg` runs under other ids than this process's. */
+function switchesIds(cfg: CompanionConfig): boolean {
+  return (
+    (cfg.uid !== null && cfg.uid !== process.getuid?.()) ||
+    (cfg.gid !== null && cfg.gid !== process.getgid?.())
+  );
+}
 
 function killGroup(pid: number, signal: NodeJS.Signals | 0): boolean {
   try {
@@ -323,6 +334,13 @@ export class Companion extends EventEmitter<CompanionEvents> {
       ARB_COMPANION_NAME: cfg.name,
       ARB_COMPANION_MANAGER_PID: String(process.pid),
     };
+    // Another user: the node process we start switches to it itself (with the user's
+    // supplementary groups, which spawn's uid/gid options would clear).
+    const switching = switchesIds(cfg);
+    if (switching) {
+      env[UID_ENV] = cfg.uid === null ? '' : String(cfg.uid);
+      env[GID_ENV] = cfg.gid === null ? '' : String(cfg.gid);
+    }
     let file: string;
     let args: string[];
     if (cfg.kind === 'target') {
@@ -330,6 +348,9 @@ export class Companion extends EventEmitter<CompanionEvents> {
       args = [targetRunnerEntry()];
       env.ARB_COMPANION_TARGET = cfg.target!;
       env.ARB_COMPANION_STOP_SIGNAL = cfg.stopSignal;
+    } else if (switching) {
+      file = process.execPath;
+      args = [runAsEntry(), ...cfg.command!];
     } else {
       file = cfg.command![0]!;
       args = cfg.command!.slice(1);

@@ -4,6 +4,7 @@ import * as v from 'valibot';
 import { CompanionConfigError } from './errors.js';
 import { FORBIDDEN_STOP_SIGNALS, isSignalName } from './signals.js';
 import { splitTarget } from './target.js';
+import { lookupGroup, lookupUser } from './users.js';
 
 /** When a companion that exited on its own is started again. */
 export type Autorestart = 'always' | 'unexpected' | 'never';
@@ -35,6 +36,18 @@ export interface CompanionOptions {
    * FATAL. Default null: retry for ever with capped backoff.
    */
   startRetries?: number | null;
+  /**
+   * User (name or uid) the companion runs as, with that user's supplementary groups.
+   * Default: the manager's `user` option (arb passes the workers' `-u`), else the manager's
+   * own user. Root only when named.
+   */
+  user?: string | number;
+  /**
+   * Group (name or gid). Default: the primary group of `user` when the companion names a
+   * user; else the manager's `group` option (the workers' `-g`), else the primary group of
+   * the default user.
+   */
+  group?: string | number;
 }
 
 /** One entry of `workers`. Exactly one of `target` and `command`. */
@@ -89,6 +102,10 @@ export interface CompanionConfig {
   readonly restartDelay: number;
   readonly maxRestartDelay: number;
   readonly backoffResetAfter: number;
+  /** uid to switch to; null: the manager's own. */
+  readonly uid: number | null;
+  /** gid to switch to (with the user's groups); null: the manager's own. */
+  readonly gid: number | null;
 }
 
 /** Everything the manager needs from a companions object. */
@@ -102,6 +119,10 @@ export interface CompanionsSettings {
 export interface BuildOptions {
   /** Base for relative `cwd` and `socket`. Default `process.cwd()`. */
   baseDir?: string;
+  /** Default user of every companion (arb: the workers' `-u`). Default: the manager's own. */
+  user?: string | number;
+  /** Default group (arb: the workers' `-g`). Default: the primary group of `user`. */
+  group?: string | number;
 }
 
 export const DEFAULTS = {
@@ -171,6 +192,14 @@ function recordOf(value: v.GenericSchema, message: string) {
 
 const EXIT_CODE = 'must be exit codes (integers 0-255)';
 
+function idSchema(kind: string) {
+  const message = `must be a ${kind} name or a non-negative integer id`;
+  return v.union(
+    [nonEmptyString, v.pipe(finiteNumber(message), v.integer(message), v.minValue(0, message))],
+    message,
+  );
+}
+
 const optionSchemas = {
   cwd: nonEmptyString,
   env: recordOf(v.string('values must be strings'), 'must be an object of strings'),
@@ -201,6 +230,8 @@ const optionSchemas = {
       v.minValue(0, 'must not be negative'),
     ),
   ),
+  user: idSchema('user'),
+  group: idSchema('group'),
 } satisfies Record<keyof CompanionOptions, v.GenericSchema>;
 
 const specSchemas = {
@@ -413,6 +444,8 @@ export function parseCompanions(input: unknown, opts: BuildOptions = {}): Compan
       }
     }
 
+    const { uid, gid } = resolveIds(label, s.user ?? d.user, s.group ?? d.group, opts);
+
     const stopSignal =
       s.stopSignal !== undefined
         ? checkStopSignal(label, 'stopSignal', s.stopSignal)
@@ -444,6 +477,8 @@ export function parseCompanions(input: unknown, opts: BuildOptions = {}): Compan
       restartDelay,
       maxRestartDelay,
       backoffResetAfter,
+      uid,
+      gid,
     });
   });
 
@@ -452,6 +487,48 @@ export function parseCompanions(input: unknown, opts: BuildOptions = {}): Compan
     configs,
     managerStopTimeout: deriveStopTimeout(t, configs),
   };
+}
+
+/**
+ * The ids a companion runs as. A companion (or `defaults`) naming a user gets that user's
+ * primary group unless it names a group too; one naming nothing gets the manager's
+ * defaults (arb's -u/-g, -g defaulting to the primary group of -u).
+ */
+function resolveIds(
+  companion: string,
+  user: string | number | undefined,
+  group: string | number | undefined,
+  opts: BuildOptions,
+): { uid: number | null; gid: number | null } {
+  const ownUser = user !== undefined;
+  const userSpec = user ?? opts.user;
+  const groupSpec = group ?? (ownUser ? undefined : opts.group);
+  const key = ownUser ? 'user' : 'defaults (manager user)';
+  let uid: number | null = null;
+  let primary: number | null = null;
+  if (userSpec !== undefined) {
+    const u = lookupUser(userSpec);
+    if (!u) fail(companion, key, userSpec, 'no such user');
+    uid = u.uid;
+    primary = u.gid;
+  }
+  let gid: number | null = null;
+  if (groupSpec !== undefined) {
+    const g = lookupGroup(groupSpec);
+    if (g === undefined)
+      fail(
+        companion,
+        group !== undefined ? 'group' : 'defaults (manager group)',
+        groupSpec,
+        'no such group',
+      );
+    gid = g;
+  } else if (uid !== null) {
+    // Never keep the manager's group (root's, typically) under another user.
+    if (primary === null) fail(companion, key, userSpec, 'has no passwd entry: name a group too');
+    gid = primary;
+  }
+  return { uid, gid };
 }
 
 function deriveStopTimeout(t: CompanionsInput, configs: readonly CompanionConfig[]): number {

@@ -24,3 +24,8 @@ export function targetRunnerEntry(): string {
 export function guardEntry(): string {
   return join(distDir(), 'guard.js');
 }
+
+/** Absolute path of the node entry that runs a `command` companion as another user. */
+export function runAsEntry(): string {
+  return join(distDir(), 'run-as.js');
+}

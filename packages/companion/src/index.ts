@@ -26,7 +26,7 @@ export {
   parseCompanions,
 } from './config.js';
 export { ControlServer, type ControlServerOptions } from './control-server.js';
-export { guardEntry, managerEntry, targetRunnerEntry } from './entries.js';
+export { guardEntry, managerEntry, runAsEntry, targetRunnerEntry } from './entries.js';
 export { CompanionConfigError } from './errors.js';
 export { canonicalJson, configHash, hashCanonical, managerIdentity } from './hash.js';
 export { loadCompanionsFile } from './load-config.js';
@@ -51,6 +51,7 @@ export {
   type StatusEntry,
   statusEntry,
 } from './protocol.js';
+export { refuseNonSocket } from './socket-path.js';
 export {
   type CompanionState,
   type Effect,

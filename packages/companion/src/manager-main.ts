@@ -1,6 +1,8 @@
 /**
  * The manager process entry: `node <managerEntry()> [--config FILE] [--socket PATH]
- * [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL]`.
+ * [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL] [--user USER] [--group GROUP]`.
+ * `--user`/`--group`: the ids companions run as unless they name their own (arb passes the
+ * workers' -u/-g); the manager itself keeps its ids, to signal companions of any user.
  *
  * Config: `--config FILE` (or env `ARB_COMPANION_CONFIG`) names a .json/.js/.mjs/.cjs file,
  * re-imported fresh on every reread/HUP; or env `ARB_COMPANION_CONFIG_JSON` holds the
@@ -10,8 +12,9 @@
  * how arb's CLI lets a reread re-import an `arb.config.ts`.
  *
  * Readiness: once the socket is bound and every companion has been started, the manager
- * sends `{ type: 'ready', pid, socket }` over the IPC channel when it has one, and logs
- * `companion manager running`.
+ * sends `{ type: 'ready', pid, socket, identity }` over the IPC channel when it has one, and
+ * logs `companion manager running`. After each applied reread it sends
+ * `{ type: 'identity', identity }` (`Manager.identity`: what it runs now).
  *
  * Signals: TERM/INT graceful stop and exit 0 (a second one makes it quick); QUIT quick
  * stop (SIGKILL after at most 1 s); HUP reread; USR1 reopen companion output files.
@@ -36,6 +39,7 @@ const PARENT_POLL_MS = 200;
 
 const USAGE = `usage: node manager-main.js [--config FILE [--loader MODULE]] [--socket PATH]
                             [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL]
+                            [--user USER] [--group GROUP]
 config: --config FILE (.json/.js/.mjs/.cjs), or $ARB_COMPANION_CONFIG, or $ARB_COMPANION_CONFIG_JSON
 `;
 
@@ -62,6 +66,8 @@ async function main(): Promise<number> {
     'base-dir'?: string;
     'parent-pid'?: string;
     'log-level'?: string;
+    user?: string;
+    group?: string;
     help?: boolean;
   };
   try {
@@ -73,6 +79,8 @@ async function main(): Promise<number> {
         'base-dir': { type: 'string' },
         'parent-pid': { type: 'string' },
         'log-level': { type: 'string' },
+        user: { type: 'string' },
+        group: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -126,6 +134,8 @@ async function main(): Promise<number> {
       companions,
       load,
       baseDir: values['base-dir'],
+      user: values.user,
+      group: values.group,
       ...(values.socket !== undefined ? { socket: values.socket } : {}),
       logger: log,
     });
@@ -200,7 +210,13 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  if (process.send) process.send({ type: 'ready', pid: process.pid, socket: manager.socket });
+  // The identity (see Manager.identity) is repeated after every applied reread, so that the
+  // parent compares a reload with what runs now, not with what ran at spawn.
+  const tell = (msg: Record<string, unknown>) => {
+    if (process.send && process.connected) process.send(msg);
+  };
+  tell({ type: 'ready', pid: process.pid, socket: manager.socket, identity: manager.identity });
+  manager.on('reread', (_result, identity) => tell({ type: 'identity', identity }));
 
   await done;
   return exitCode;

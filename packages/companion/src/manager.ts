@@ -1,12 +1,19 @@
 import { EventEmitter } from 'node:events';
 import type { LineServerLimits } from '@arb/sock';
 import { type CommandResult, Companion } from './companion.js';
-import { type CompanionConfig, type CompanionsSettings, parseCompanions } from './config.js';
+import {
+  type BuildOptions,
+  type CompanionConfig,
+  type CompanionsSettings,
+  parseCompanions,
+} from './config.js';
 import { ControlServer } from './control-server.js';
 import { GuardLink } from './guard-link.js';
-import { configHash } from './hash.js';
+import { configHash, managerIdentity } from './hash.js';
 import { type Logger, silentLogger } from './logger.js';
+import { fileIdentity } from './owned-file.js';
 import { type Request, type Response, type StatusEntry, statusEntry } from './protocol.js';
+import { refuseNonSocket } from './socket-path.js';
 import type { CompanionState } from './state-machine.js';
 
 export interface ManagerOptions {
@@ -25,6 +32,17 @@ export interface ManagerOptions {
   socketLimits?: LineServerLimits;
   /** Random source for backoff jitter (tests). */
   random?: () => number;
+  /**
+   * User (name or uid) companions run as unless they name one; arb passes the workers'
+   * `-u`. Default: this process's user. Root only when named.
+   */
+  user?: string | number;
+  /** Group for those companions; default the primary group of `user` (arb: `-g`). */
+  group?: string | number;
+}
+
+function buildOptions(opts: ManagerOptions): BuildOptions {
+  return { baseDir: opts.baseDir, user: opts.user, group: opts.group };
 }
 
 export interface StopOptions {
@@ -47,6 +65,8 @@ export const QUICK_STOP_SECONDS = 1;
 
 export interface ManagerEvents {
   state: [name: string, state: CompanionState];
+  /** A reread was applied (the companions now run `identity`). */
+  reread: [result: RereadResult, identity: string];
 }
 
 /**
@@ -73,7 +93,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     this.guard = opts.guard === false ? null : new GuardLink(this.log);
     this.socketPath = opts.socket;
     if (opts.companions !== undefined) {
-      this.settings = parseCompanions(opts.companions, { baseDir: opts.baseDir });
+      this.settings = parseCompanions(opts.companions, buildOptions(opts));
     }
   }
 
@@ -84,6 +104,19 @@ export class Manager extends EventEmitter<ManagerEvents> {
 
   get shuttingDown(): boolean {
     return this.stopping !== null;
+  }
+
+  /**
+   * `managerIdentity` of the companions this manager runs now (rereads included) and of the
+   * socket it uses: what arb's master compares with on reload, so that a HUP after a reread
+   * restarts nothing when the file still says what the manager runs. Null before a config.
+   */
+  get identity(): string | null {
+    if (!this.settings) return null;
+    const socket =
+      this.control?.path ??
+      (this.socketPath === undefined ? this.settings.socket : this.socketPath);
+    return managerIdentity(this.settings.configs, { socket });
   }
 
   /** Pid of the guard process, if running. */
@@ -114,10 +147,13 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private async doStart(): Promise<void> {
     if (!this.settings) {
       if (!this.opts.load) throw new Error('Manager needs `companions` or `load`');
-      this.settings = parseCompanions(await this.opts.load(), { baseDir: this.opts.baseDir });
+      this.settings = parseCompanions(await this.opts.load(), buildOptions(this.opts));
     }
     const path = this.socketPath === undefined ? this.settings.socket : this.socketPath;
     if (path) {
+      // A regular file or a directory in the way is the operator's: refuse it up front,
+      // before any server exists, naming the path.
+      refuseNonSocket(path);
       const control = new ControlServer({
         path,
         handler: (req) => this.handle(req),
@@ -126,6 +162,9 @@ export class Manager extends EventEmitter<ManagerEvents> {
       });
       await control.listen();
       this.control = control;
+      // Recorded now, while the file is surely ours: the guard removes it if we are killed.
+      const owned = fileIdentity(control.path);
+      if (owned) this.guard?.ownSocket(owned);
     }
     if (this.guard) await this.guard.start();
     // A stop requested while we were binding (e.g. the parent died): start nothing.
@@ -257,7 +296,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     if (!this.opts.load) return { ok: false, error: 'reread not configured' };
     let next: CompanionsSettings;
     try {
-      next = parseCompanions(await this.opts.load(), { baseDir: this.opts.baseDir });
+      next = parseCompanions(await this.opts.load(), buildOptions(this.opts));
     } catch (err) {
       return {
         ok: false,
@@ -319,6 +358,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
     }
     this.companions = map;
     this.settings = next;
+    this.emit('reread', result, this.identity!);
     this.log.info(
       result,
       `companion reread applied: added ${result.added}, removed ${result.removed}, restarted ${result.restarted}, unchanged ${result.unchanged}`,

@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import { isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { dropFromEnv } from './drop-privileges.js';
 import { splitTarget } from './target.js';
 
 const PARENT_POLL_MS = 250;
@@ -52,6 +53,8 @@ async function main(): Promise<void> {
   const target = process.env.ARB_COMPANION_TARGET;
   const name = process.env.ARB_COMPANION_NAME ?? 'companion';
   if (!target) throw new Error('ARB_COMPANION_TARGET is not set');
+  // Before anything of the companion's is loaded: it never runs with the manager's ids.
+  dropFromEnv();
   process.title = `arb companion ${name}`;
   const managerPid = Number(process.env.ARB_COMPANION_MANAGER_PID ?? 0);
   if (managerPid > 0) {

@@ -12,6 +12,7 @@ const OUTPUTS = [
   'manager-main.js',
   'target-runner.js',
   'guard.js',
+  'run-as.js',
 ];
 
 function mtime(p: string): number {

@@ -10,7 +10,7 @@ import {
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { request } from '../src/index.js';
+import { managerIdentity, parseCompanions, request } from '../src/index.js';
 import {
   allRunning,
   cleanup,
@@ -46,7 +46,12 @@ describe('manager process', () => {
     const m = spawnManager(['--config', join(dir, 'arb.json')], {}, dir);
     const ready = await m.ready;
     const sock = join(dir, 'c.sock');
-    expect(ready).toEqual({ type: 'ready', pid: m.pid, socket: sock });
+    const config = JSON.parse(readFileSync(join(dir, 'arb.json'), 'utf8'));
+    // The identity is the one arb's master computes from the same config (Manager.identity).
+    const identity = managerIdentity(parseCompanions(config, { baseDir: dir }).configs, {
+      socket: sock,
+    });
+    expect(ready).toEqual({ type: 'ready', pid: m.pid, socket: sock, identity });
     expect(statSync(sock).mode & 0o777).toBe(0o600);
     const list = await allRunning(sock, 2);
     const s = await status(sock);
@@ -76,9 +81,21 @@ describe('manager process', () => {
     const sock = join(dir, 'c.sock');
     const [a] = await allRunning(sock, 1);
     track(a!.pid!, (await status(sock)).manager.guard_pid!);
+    const identities: string[] = [];
+    m.child.on('message', (msg: { type: string; identity: string }) => {
+      if (msg.type === 'identity') identities.push(msg.identity);
+    });
     write(['a', 'b']);
     m.child.kill('SIGHUP');
     const two = await allRunning(sock, 2);
+    // Each applied reread tells the parent what runs now.
+    const runs = async () =>
+      managerIdentity(
+        parseCompanions((await import(`${file}?${Date.now()}`)).default, { baseDir: dir }).configs,
+        { socket: sock },
+      );
+    const expected = await runs();
+    await waitFor(() => identities.at(-1) === expected, 5000, 'the identity after the reread');
     track(...two.map((c) => c.pid!));
     expect(two.map((c) => c.name)).toEqual(['a', 'b']);
     expect(two[0]!.pid).toBe(a!.pid);
