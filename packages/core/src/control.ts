@@ -49,7 +49,7 @@ export interface ControlHost {
   readonly generation: number;
   readonly startCwd: string;
   readonly serving: Promise<boolean>;
-  readonly reloader: { readonly active: boolean; readonly state: string; readonly seq: number };
+  readonly reloader: { readonly active: boolean; readonly phase: string; readonly seq: number };
   readonly signals: { wake(): void };
   now(): number;
   signal(sig: MasterSignal): void;
@@ -412,7 +412,7 @@ export class ArbiterControl {
         uptime: round((Date.now() - this.startedAt) / 1000),
         workers_target: h.numWorkers,
         generation: h.generation,
-        reload: h.reloader.state,
+        reload: h.reloader.phase,
         systemd: {
           socket_activated: h.systemd,
           notify: this.notifier.enabled,

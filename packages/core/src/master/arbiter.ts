@@ -14,7 +14,7 @@ import { type ArbiterSettings, effectiveBootTimeout } from '../settings.js';
 import { masterTitle } from '../titles.js';
 import { loadApp } from '../worker/load-app.js';
 import { type ArbiterDeps, DEFAULT_DEPS } from './deps.js';
-import { Generations, reloadHostOf } from './generation.js';
+import { Generations, Reloader } from './generation.js';
 import {
   initialLineage,
   type Lineage,
@@ -26,7 +26,6 @@ import {
   SOLE,
 } from './lineage.js';
 import { Pidfile } from './pidfile.js';
-import { Reload } from './reload.js';
 import { SidecarSlot } from './sidecar.js';
 import { type UpgradeResult, Upgrader } from './upgrade.js';
 import { MASTER_SIGNALS, type MasterSignal, msUntil, Wakeup } from './wakeup.js';
@@ -48,8 +47,8 @@ export class Arbiter implements ServerView {
   readonly signals = new Wakeup();
   readonly pool: WorkerPool;
   readonly sidecar: SidecarSlot;
-  /** The HUP reload state machine. */
-  readonly reloader: Reload;
+  /** The HUP reload machine (`reload.ts`) and its effects (`generation.ts`). */
+  readonly reloader: Reloader;
   /** systemd notifications, metrics and the control socket (`control.ts`). */
   readonly control: ArbiterControl;
   /** The config in force, generation by generation. */
@@ -89,7 +88,7 @@ export class Arbiter implements ServerView {
     this.generations = new Generations(config, this.deps, this.log, this.envOrig);
     this.numWorkersValue = settings.workers;
     this.pool = new WorkerPool(this);
-    this.reloader = new Reload(reloadHostOf(this));
+    this.reloader = new Reloader(this);
     this.upgrader = new Upgrader(this);
     this.control = new ArbiterControl(this, config.control);
     this.sidecar = new SidecarSlot(config.sidecar, {
@@ -297,7 +296,7 @@ export class Arbiter implements ServerView {
   private async handleHup(): Promise<void> {
     this.log.info('Hang up: Master');
     this.control.reloadRequested();
-    await this.reloader.begin();
+    await this.reloader.hup();
     await this.pool.manage(); // spawn the new generation in this same pass
   }
 
