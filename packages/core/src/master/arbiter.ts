@@ -1,6 +1,5 @@
 import { claimSocketFile, type Listener } from '@arb/sock';
 import { type ArbiterConfig, settingsOf } from '../config.js';
-import { ArbiterControl } from '../control.js';
 import { AppLoadError, HaltServer } from '../errors.js';
 import {
   type ArbiterHooks,
@@ -10,6 +9,7 @@ import {
   type WorkerInfo,
 } from '../hooks.js';
 import { createLogger, type Logger, type LogSink } from '../logger.js';
+import { ArbiterControl } from '../ops/control.js';
 import { type ArbiterSettings, effectiveBootTimeout } from '../settings.js';
 import { masterTitle } from '../titles.js';
 import { loadApp } from '../worker/load-app.js';
@@ -49,7 +49,7 @@ export class Arbiter implements ServerView {
   readonly sidecar: SidecarSlot;
   /** The HUP reload machine (`reload.ts`) and its effects (`generation.ts`). */
   readonly reloader: Reloader;
-  /** systemd notifications, metrics and the control socket (`control.ts`). */
+  /** systemd notifications, metrics and the control socket (`ops/control.ts`). */
   readonly control: ArbiterControl;
   /** The config in force, generation by generation. */
   readonly generations: Generations;
