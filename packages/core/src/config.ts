@@ -1,6 +1,6 @@
-import type { ControlOptions } from './control.js';
 import type { ArbiterHooks } from './hooks.js';
 import type { SidecarSpec } from './master/sidecar.js';
+import type { ControlOptions } from './ops/control.js';
 import { type ArbiterSettings, resolveSettings } from './settings.js';
 
 /**
@@ -27,7 +27,7 @@ export type ArbiterConfig = Partial<ArbiterSettings> &
     reloadConfig?: () => Promise<ArbiterConfig>;
     /**
      * The control socket (`arb ctl`), the Prometheus endpoint and the companions' status
-     * (see `control.ts`). Read once at start: a reload does not change them.
+     * (see `ops/control.ts`). Read once at start: a reload does not change them.
      */
     control?: ControlOptions;
   };

@@ -3,8 +3,6 @@
 
 /** What `new Arbiter()` takes: settings, hooks, `configModule`, `sidecar`, `control`, `reloadConfig`. */
 export type { ArbiterConfig } from './config.js';
-/** The operator interfaces (`config.control`) and the companions' status they report. */
-export type { ControlOptions } from './control.js';
 /** The errors a caller may want to tell apart. */
 export { AppLoadError, ArbError, PidfileError, SettingError } from './errors.js';
 /** The hooks a config may define, their names, and how to pick them out of a module. */
@@ -20,6 +18,8 @@ export {
 export { Arbiter, type UpgradeResult } from './master/arbiter.js';
 /** The one supervised sidecar process (`config.sidecar`). */
 export type { SidecarSpec } from './master/sidecar.js';
+/** The operator interfaces (`config.control`) and the companions' status they report. */
+export type { ControlOptions } from './ops/control.js';
 export type { CompanionSummary } from './ops/metrics.js';
 /** The plain settings and their defaults (the CLI shows and merges them). */
 export { type ArbiterSettings, DEFAULTS } from './settings.js';

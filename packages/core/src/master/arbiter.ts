@@ -1,6 +1,5 @@
 import { claimSocketFile, type Listener } from '@arb/sock';
 import { type ArbiterConfig, settingsOf } from '../config.js';
-import { ArbiterControl } from '../control.js';
 import { AppLoadError, HaltServer } from '../errors.js';
 import {
   type ArbiterHooks,
@@ -10,11 +9,12 @@ import {
   type WorkerInfo,
 } from '../hooks.js';
 import { createLogger, type Logger, type LogSink } from '../logger.js';
+import { ArbiterControl } from '../ops/control.js';
 import { type ArbiterSettings, effectiveBootTimeout } from '../settings.js';
 import { masterTitle } from '../titles.js';
 import { loadApp } from '../worker/load-app.js';
 import { type ArbiterDeps, DEFAULT_DEPS } from './deps.js';
-import { Generations, reloadHostOf } from './generation.js';
+import { Generations, Reloader } from './generation.js';
 import {
   initialLineage,
   type Lineage,
@@ -25,9 +25,8 @@ import {
   runsSidecar,
   SOLE,
 } from './lineage.js';
-import { handOverLogFiles } from './log-files.js';
+import { handOverLogFiles, reopenLogs } from './log-files.js';
 import { Pidfile } from './pidfile.js';
-import { Reload } from './reload.js';
 import { SidecarSlot } from './sidecar.js';
 import { type UpgradeResult, Upgrader } from './upgrade.js';
 import { MASTER_SIGNALS, type MasterSignal, msUntil, Wakeup } from './wakeup.js';
@@ -49,9 +48,9 @@ export class Arbiter implements ServerView {
   readonly signals = new Wakeup();
   readonly pool: WorkerPool;
   readonly sidecar: SidecarSlot;
-  /** The HUP reload state machine. */
-  readonly reloader: Reload;
-  /** systemd notifications, metrics and the control socket (`control.ts`). */
+  /** The HUP reload machine (`reload.ts`) and its effects (`generation.ts`). */
+  readonly reloader: Reloader;
+  /** systemd notifications, metrics and the control socket (`ops/control.ts`). */
   readonly control: ArbiterControl;
   /** The config in force, generation by generation. */
   readonly generations: Generations;
@@ -70,7 +69,7 @@ export class Arbiter implements ServerView {
 
   /** What the master does to the outside world (tests replace parts of it). */
   readonly deps: ArbiterDeps;
-  private readonly logSink: LogSink;
+  readonly logSink: LogSink;
   private numWorkersValue: number;
   private resolveServing!: (serving: boolean) => void;
   private servingSettled = false;
@@ -90,7 +89,7 @@ export class Arbiter implements ServerView {
     this.generations = new Generations(config, this.deps, this.log, this.envOrig);
     this.numWorkersValue = settings.workers;
     this.pool = new WorkerPool(this);
-    this.reloader = new Reload(reloadHostOf(this));
+    this.reloader = new Reloader(this);
     this.upgrader = new Upgrader(this);
     this.control = new ArbiterControl(this, config.control);
     this.sidecar = new SidecarSlot(config.sidecar, {
@@ -136,11 +135,6 @@ export class Arbiter implements ServerView {
     return ownName(this.lineage, this.settings.procName);
   }
   /** Monotonic seconds (the clock every deadline uses). */
-  /** Log lines this master dropped so far (its log destination failed). */
-  logDropped(): number {
-    return this.logSink.dropped();
-  }
-
   now(): number {
     return this.deps.now();
   }
@@ -253,7 +247,6 @@ export class Arbiter implements ServerView {
       process.once('disconnect', () => this.signals.wake());
       process.channel?.unref();
     }
-    this.log.debug('Arbiter booted');
     this.log.info(
       { listeners: this.listeners.map((l) => l.address) },
       `Listening at: ${this.listeners.map((l) => l.url).join(',')} (${this.pid})`,
@@ -304,7 +297,7 @@ export class Arbiter implements ServerView {
   private async handleHup(): Promise<void> {
     this.log.info('Hang up: Master');
     this.control.reloadRequested();
-    await this.reloader.begin();
+    await this.reloader.hup();
     await this.pool.manage(); // spawn the new generation in this same pass
   }
 
@@ -320,9 +313,7 @@ export class Arbiter implements ServerView {
   }
 
   private async handleUsr1(): Promise<void> {
-    this.logSink.reopen();
-    handOverLogFiles(this.settings, this.log);
-    this.log.info('Reopened log files');
+    reopenLogs(this.logSink, this.settings, this.log);
     await this.pool.killAll('SIGUSR1');
   }
 

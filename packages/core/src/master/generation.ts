@@ -6,7 +6,17 @@ import { type ArbiterSettings, effectiveBootTimeout } from '../settings.js';
 import { masterTitle } from '../titles.js';
 import type { ArbiterDeps } from './deps.js';
 import { type Lineage, runsSidecar } from './lineage.js';
-import type { ReloadHost, ReloadOutcome } from './reload.js';
+import {
+  absorbsHalt,
+  RELOAD_IDLE,
+  type ReloadEffect,
+  type ReloadEvent,
+  type ReloadOutcome,
+  type ReloadPhase,
+  type ReloadState,
+  reloadDeadline,
+  reloadTransition,
+} from './reload.js';
 import type { SidecarSpec } from './sidecar.js';
 import type { WorkerProcess } from './worker-state.js';
 
@@ -224,6 +234,7 @@ export interface ReloadMaster extends ServerView {
   readonly sidecar: { spec: SidecarSpec | undefined; reload(spec: SidecarSpec | undefined): void };
   readonly pool: {
     all(): WorkerProcess[];
+    get(age: number): WorkerProcess | undefined;
     retire(w: WorkerProcess): Promise<void>;
     killNow(w: WorkerProcess): Promise<void>;
   };
@@ -234,39 +245,131 @@ export interface ReloadMaster extends ServerView {
   mayUnlink(): boolean;
 }
 
-/** The reload machine's host: a generation applied, committed or restored on the master. */
-export function reloadHostOf(m: ReloadMaster): ReloadHost {
+/**
+ * Holds the reload machine (`reload.ts`) and carries out its effects on the master: a
+ * generation applied, committed or restored, workers retired or killed, the outcome told.
+ */
+export class Reloader {
+  state: ReloadState = RELOAD_IDLE;
   /** The worker count before the reload in progress (its rollback target). */
-  let workersBefore = 0;
-  return {
-    log: m.log,
-    now: () => m.now(),
-    generation: () => m.generation,
-    numWorkers: () => m.numWorkers,
-    allWorkers: () => m.pool.all(),
-    applyNewConfig: async () => {
+  private workersBefore = 0;
+
+  constructor(private readonly m: ReloadMaster) {}
+
+  get active(): boolean {
+    return this.state.phase !== 'idle';
+  }
+  get phase(): ReloadPhase {
+    return this.state.phase;
+  }
+  /** Reloads begun so far. */
+  get seq(): number {
+    return this.state.seq;
+  }
+
+  /** HUP: loads the new config and puts it in force, or queues one more reload. */
+  hup(): Promise<void> {
+    return this.apply({ type: 'hup', generation: this.m.generation });
+  }
+
+  /**
+   * A worker exited 3/4. Returns true when the reload takes it (a new-generation worker
+   * while booting): it fails the reload instead of halting the master.
+   */
+  absorbHalt(worker: WorkerProcess, reason: string): boolean {
+    if (!absorbsHalt(this.state, worker.generation)) return false;
+    // no effects: the next step rolls back
+    this.state = reloadTransition(this.state, {
+      type: 'worker-halted',
+      generation: worker.generation,
+      reason,
+    }).state;
+    return true;
+  }
+
+  /** One pass of the master loop (after reaping and signals, before the pool's manage). */
+  async step(): Promise<void> {
+    for (;;) {
+      const before = this.state.phase;
+      await this.apply({
+        type: 'step',
+        now: this.m.now(),
+        generation: this.m.generation,
+        numWorkers: this.m.numWorkers,
+        workers: this.m.pool.all(),
+      });
+      if (this.state.phase === before || this.state.phase === 'idle') return;
+    }
+  }
+
+  nextDeadline(): number | undefined {
+    return reloadDeadline(this.state);
+  }
+
+  private async apply(event: ReloadEvent): Promise<void> {
+    const { state, effects } = reloadTransition(this.state, event);
+    this.state = state;
+    for (const effect of effects) await this.carryOut(effect);
+  }
+
+  private async carryOut(effect: ReloadEffect): Promise<void> {
+    const m = this.m;
+    switch (effect.type) {
+      case 'log':
+        m.log[effect.level](effect.fields ?? {}, effect.msg);
+        return;
+      case 'apply-config':
+        return this.apply(await this.applyConfig());
+      case 'retire':
+      case 'kill': {
+        const w = m.pool.get(effect.age);
+        if (!w) return;
+        return effect.type === 'retire' ? m.pool.retire(w) : m.pool.killNow(w);
+      }
+      case 'commit-config':
+        m.generations.commit();
+        // an unpromoted re-exec'd master runs no sidecar (it would run twice): keep the spec
+        if (runsSidecar(m.lineage)) m.sidecar.reload(m.config.sidecar);
+        else m.sidecar.spec = m.config.sidecar;
+        return;
+      case 'close-dropped-listeners':
+        m.generations.closeDropped(m.mayUnlink());
+        return;
+      case 'restore-config':
+        if (!m.generations.restore(m.mayUnlink())) return;
+        process.title = masterTitle(m.procName);
+        if (m.numWorkers !== this.workersBefore) await m.setNumWorkers(this.workersBefore);
+        return;
+      case 'ended':
+        m.control.reloadEnded(effect.outcome);
+        return;
+      case 'request-reload':
+        m.signals.push('SIGHUP');
+        return;
+    }
+  }
+
+  /**
+   * Reads the new config and puts it in force (settings, hooks, env, new listeners bound,
+   * `onReload`, worker count, a new generation number). Refused, nothing has changed.
+   */
+  private async applyConfig(): Promise<ReloadEvent> {
+    const m = this.m;
+    try {
       await m.generations.apply(await m.generations.read());
       process.title = masterTitle(m.procName);
       await runHookSafely(m.log, m.hooks, 'onReload', m);
-      workersBefore = m.numWorkers;
+      this.workersBefore = m.numWorkers;
       await m.setNumWorkers(m.settings.workers);
-      return effectiveBootTimeout(m.settings);
-    },
-    commitConfig: () => {
-      m.generations.commit();
-      // an unpromoted re-exec'd master runs no sidecar (it would run twice): keep the spec
-      if (runsSidecar(m.lineage)) m.sidecar.reload(m.config.sidecar);
-      else m.sidecar.spec = m.config.sidecar;
-    },
-    closeDroppedListeners: () => m.generations.closeDropped(m.mayUnlink()),
-    restoreOldConfig: async () => {
-      if (!m.generations.restore(m.mayUnlink())) return;
-      process.title = masterTitle(m.procName);
-      if (m.numWorkers !== workersBefore) await m.setNumWorkers(workersBefore);
-    },
-    retire: (w) => m.pool.retire(w),
-    killNow: (w) => m.pool.killNow(w),
-    requestReload: () => m.signals.push('SIGHUP'),
-    ended: (outcome) => m.control.reloadEnded(outcome),
-  };
+    } catch (err) {
+      return { type: 'config-refused', err, generation: m.generation };
+    }
+    return {
+      type: 'config-applied',
+      now: m.now(),
+      generation: m.generation,
+      bootTimeout: effectiveBootTimeout(m.settings),
+      workers: m.numWorkers,
+    };
+  }
 }

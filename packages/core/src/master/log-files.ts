@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Logger } from '../logger.js';
+import type { Logger, LogSink } from '../logger.js';
 import type { ArbiterSettings } from '../settings.js';
 
 /**
@@ -25,4 +25,11 @@ export function handOverLogFiles(settings: ArbiterSettings, log: Logger): void {
       log.warn({ err, file }, `Cannot hand the log file ${file} to the workers' user`);
     }
   }
+}
+
+/** USR1 in the master: its own log first, then the workers' files are handed over. */
+export function reopenLogs(sink: LogSink, settings: ArbiterSettings, log: Logger): void {
+  sink.reopen();
+  handOverLogFiles(settings, log);
+  log.info('Reopened log files');
 }

@@ -1,0 +1,276 @@
+import path from 'node:path';
+import { LineServer, type LineServerLimits, type Listener, SocketInUseError } from '@arb/sock';
+import { ownName } from '../master/lineage.js';
+import type { ReloadOutcome } from '../master/reload.js';
+import { isCounted, type WorkerProcess, type WorkerState } from '../master/worker-state.js';
+import { CTL_MAX_LINE_BYTES, encodeCtlResponse } from '../protocol/ctl.js';
+import type { StatsMessage } from '../protocol/worker.js';
+import { CtlHandlers, type CtlHost, masterStatus } from './ctl-handlers.js';
+// Types only: the metrics module (and prom-client) is loaded when --metrics-bind is set.
+import type { ArbMetrics, CompanionSummary, MetricsServer } from './metrics.js';
+import { Notifier } from './notify.js';
+import {
+  READINESS_START,
+  type Readiness,
+  type ReadinessEvent,
+  readinessTransition,
+} from './readiness.js';
+import { WorkerTally } from './worker-tally.js';
+
+/** The master's operator interfaces, as `ArbiterConfig.control` configures them. */
+export interface ControlOptions {
+  /**
+   * Path of the master control socket (`arb ctl`), mode 0600; relative to the directory the
+   * master started in. Unset: no control socket (the `arb` command defaults to `./arb.ctl`).
+   * An unpromoted re-exec'd master listens at `<socket>.2` and moves to `<socket>` once
+   * promoted.
+   */
+  socket?: string;
+  /** Limits of the control socket (connections, line length, idle timeout...); defaults: @arb/sock's. */
+  socketLimits?: LineServerLimits;
+  /** Serve Prometheus metrics on this address (`host:port`, `unix:PATH`). */
+  metricsBind?: string;
+  /** The companions' status, for `arb ctl status` and the metrics (the CLI asks the manager). */
+  companions?: () => Promise<CompanionSummary[] | null>;
+  /** Where NOTIFY_SOCKET and WATCHDOG_* are read. Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** What the control needs of the master (the Arbiter has all of it). */
+export interface ControlHost extends CtlHost {
+  readonly procName: string;
+  readonly pool: { all(): WorkerProcess[] };
+  readonly listeners: readonly Listener[];
+  readonly systemd: boolean;
+  readonly generation: number;
+  readonly startCwd: string;
+  readonly serving: Promise<boolean>;
+  readonly reloader: { readonly phase: string; readonly seq: number };
+  now(): number;
+  /** The master's log: lines it dropped because the destination failed. */
+  readonly logSink?: { dropped(): number };
+}
+
+/**
+ * systemd notifications, the Prometheus metrics and the control socket of one master. The
+ * Arbiter calls it at a handful of points (start, HUP, worker spawn, message and exit,
+ * reload end, promotion, halt); which sd_notify message when is `readiness.ts`, the ctl
+ * commands are `ctl-handlers.ts`.
+ */
+export class ArbiterControl {
+  readonly notifier: Notifier;
+  /** Present only when metrics are served (`metricsBind`). */
+  metrics: ArbMetrics | undefined;
+  private readiness: Readiness = READINESS_START;
+  private readonly commands: CtlHandlers;
+  private ctl: LineServer | undefined;
+  private metricsServer: MetricsServer | undefined;
+  private readonly startedAt = Date.now();
+  private readonly tally = new WorkerTally();
+  private closed = false;
+
+  constructor(
+    private readonly host: ControlHost,
+    private readonly options: ControlOptions = {},
+  ) {
+    this.notifier = new Notifier({ env: options.env ?? process.env, log: host.log });
+    this.commands = new CtlHandlers(host, {
+      stopping: () => this.stoppingNow,
+      status: () => this.status(),
+      upgradeEnded: (ok) => this.metrics?.upgrades.inc({ outcome: ok ? 'ok' : 'failed' }),
+    });
+  }
+
+  /** The ctl socket path for this master (`.2` while waiting for promotion). */
+  ctlPath(): string | undefined {
+    const s = this.options.socket;
+    if (!s) return undefined;
+    return ownName(this.host.lineage, path.resolve(this.host.startCwd, s));
+  }
+
+  /** After the listeners: the control socket, the metrics endpoint, READY=1 once serving. */
+  async start(): Promise<void> {
+    await this.listenCtl();
+    if (this.options.metricsBind) await this.serveMetrics(this.options.metricsBind);
+    void this.host.serving.then((serving) => {
+      if (!serving) return;
+      this.tell({ type: 'serving', lineage: this.host.lineage, workers: this.liveCount() });
+    });
+  }
+
+  private async serveMetrics(bind: string): Promise<void> {
+    const { ArbMetrics, MetricsServer } = await import('./metrics.js');
+    const host = this.host;
+    this.metrics = new ArbMetrics(
+      {
+        workersDesired: () => host.numWorkers,
+        workersByState: () => {
+          const out: Record<string, number> = {};
+          for (const w of host.pool.all()) out[w.state] = (out[w.state] ?? 0) + 1;
+          return out;
+        },
+        companions: () => this.companions(),
+        logDropped: () => host.logSink?.dropped() ?? 0,
+      },
+      { companions: this.options.companions !== undefined },
+    );
+    this.metrics.collectProcessMetrics();
+    const server = new MetricsServer(bind, this.metrics, host.log);
+    try {
+      await server.listen();
+      this.metricsServer = server;
+    } catch (err) {
+      host.log.error({ err }, `Cannot serve metrics on ${bind}`);
+    }
+  }
+
+  private async listenCtl(): Promise<void> {
+    const p = this.ctlPath();
+    if (!p) return;
+    const server = new LineServer({
+      maxLineBytes: CTL_MAX_LINE_BYTES,
+      ...this.options.socketLimits,
+      path: p,
+      log: this.host.log,
+      handle: (line) => this.commands.handleLine(line),
+      errorLine: (error) => encodeCtlResponse({ ok: false, error }),
+    });
+    try {
+      await server.listen();
+      this.ctl = server;
+      this.host.log.info({ ctl: p }, `Control socket listening at ${p}`);
+    } catch (err) {
+      const why =
+        err instanceof SocketInUseError ? 'in use by another process' : (err as Error).message;
+      this.host.log.warn({ ctl: p }, `Failed to start control socket ${p}: ${why}`);
+    }
+  }
+
+  /** Moves the readiness machine on and sends what it says. */
+  private tell(event: ReadinessEvent): void {
+    const { state, effects } = readinessTransition(this.readiness, event);
+    this.readiness = state;
+    const n = this.notifier;
+    for (const e of effects) {
+      if (e.type === 'ready') n.ready(e.status);
+      else if (e.type === 'reloading') n.reloading();
+      else if (e.type === 'main-pid') n.mainPid(e.pid, e.status, e.ready);
+      else if (e.type === 'stopping') n.stopping();
+      else if (e.type === 'watchdog-on') n.startWatchdog(e.force);
+      else n.stopWatchdog();
+    }
+  }
+
+  private get stoppingNow(): boolean {
+    return this.readiness.phase === 'stopping';
+  }
+
+  private liveCount(): number {
+    return this.host.pool.all().filter((w) => isCounted(w.state)).length;
+  }
+
+  // ---- the points the Arbiter calls ------------------------------------------------------
+
+  /** HUP, before the reload begins (a HUP during a reload is coalesced: nothing to say). */
+  reloadRequested(): void {
+    this.tell({ type: 'reload-requested', lineage: this.host.lineage });
+  }
+
+  /** A reload ended (the reload machine says how). */
+  reloadEnded(outcome: ReloadOutcome): void {
+    this.metrics?.reloads.inc({ outcome: outcome.ok ? 'ok' : 'failed' });
+    const lineage = this.host.lineage;
+    this.tell({ type: 'reload-ended', lineage, outcome, workers: this.liveCount() });
+    this.commands.reloadEnded(outcome);
+  }
+
+  workerSpawned(_worker: WorkerProcess): void {
+    this.metrics?.spawns.inc();
+  }
+
+  /** A worker's batched request counts. */
+  workerStats(worker: WorkerProcess, message: StatsMessage): void {
+    this.tally.stats(worker, message);
+    this.metrics?.addStats(message);
+  }
+
+  /** A worker reached `maxRequests` and is on its way out. */
+  workerRetiring(worker: WorkerProcess): void {
+    this.tally.retiring(worker);
+  }
+
+  /** A worker exit being reaped; `before` is its state before the exit. */
+  workerExited(worker: WorkerProcess, before: WorkerState): void {
+    const master = { stopping: this.stoppingNow, generation: this.host.generation };
+    const reason = this.tally.exited(worker, before, master);
+    this.metrics?.exits.inc({ reason });
+  }
+
+  /** A re-exec'd master was promoted: it is the main process now, at the plain ctl path. */
+  promoted(): void {
+    this.tell({ type: 'promoted', pid: this.host.pid, workers: this.liveCount() });
+    void (async () => {
+      await this.ctl?.close();
+      this.ctl = undefined;
+      await this.listenCtl();
+    })().catch((err: unknown) => this.host.log.error({ err }, 'Cannot move the control socket'));
+  }
+
+  /**
+   * The master halts. With a new master of ours alive (an upgrade), systemd is told the
+   * new main pid instead of STOPPING=1: the service goes on.
+   */
+  stopping(): void {
+    this.tell({ type: 'stopping', lineage: this.host.lineage });
+  }
+
+  /** Last thing of a halt: the servers go (the ctl file only if it is still ours). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.tell({ type: 'closed' });
+    this.commands.abort(this.host.generation);
+    // let the replies just resolved be written before the connections are ended
+    await new Promise((r) => setImmediate(r));
+    await Promise.all([this.ctl?.close(), this.metricsServer?.close()]);
+    this.ctl = undefined;
+    this.metricsServer = undefined;
+  }
+
+  /** The metrics endpoint, once listening. */
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url;
+  }
+
+  private async companions(): Promise<CompanionSummary[] | null> {
+    if (!this.options.companions) return null;
+    return this.options.companions();
+  }
+
+  /** `arb ctl status`: the master, its listeners, workers and companions. */
+  status(): Promise<Record<string, unknown>> {
+    const h = this.host;
+    return masterStatus({
+      pid: h.pid,
+      procName: h.procName,
+      lineage: h.lineage,
+      now: h.now(),
+      startedAt: this.startedAt,
+      wallNow: Date.now(),
+      numWorkers: h.numWorkers,
+      generation: h.generation,
+      reload: h.reloader.phase,
+      systemd: {
+        socket_activated: h.systemd,
+        notify: this.notifier.enabled,
+        ready_sent: this.readiness.readySent,
+      },
+      ctlSocket: this.ctl?.path,
+      metrics: this.metricsUrl,
+      listeners: h.listeners,
+      workers: h.pool.all(),
+      served: (age) => this.tally.served(age),
+      companions: () => this.companions(),
+    });
+  }
+}

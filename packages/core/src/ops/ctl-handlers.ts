@@ -1,0 +1,238 @@
+import type { Listener } from '@arb/sock';
+import type { Logger } from '../logger.js';
+import { type Lineage, newMasterPid, parentMasterPid } from '../master/lineage.js';
+import type { ReloadOutcome } from '../master/reload.js';
+import type { MasterSignal } from '../master/wakeup.js';
+import type { WorkerProcess } from '../master/worker-state.js';
+import {
+  type CtlRequest,
+  type CtlResponse,
+  decodeCtlRequest,
+  encodeCtlResponse,
+} from '../protocol/ctl.js';
+import type { CompanionSummary } from './metrics.js';
+
+/** What the ctl commands need of the master (the Arbiter has all of it). */
+export interface CtlHost {
+  readonly log: Logger;
+  readonly pid: number;
+  readonly lineage: Lineage;
+  readonly numWorkers: number;
+  /** Reloads begun so far: a `reload` waits for the outcome of a later one. */
+  readonly reloader: { readonly seq: number };
+  /** Wakes the master loop (it keeps the new worker count at once). */
+  readonly signals: { wake(): void };
+  /** Queues a signal for the master loop. */
+  signal(sig: MasterSignal): void;
+  setNumWorkers(value: number): Promise<void>;
+  /** The one-step upgrade; absent when this master cannot upgrade. */
+  upgrade?(options?: {
+    timeout?: number;
+  }): Promise<{ ok: boolean; newPid?: number; error?: string }>;
+}
+
+/** What the ctl commands need of the operator side (`control.ts`). */
+export interface CtlSide {
+  /** The master halts: only `status` is answered. */
+  stopping(): boolean;
+  /** `arb ctl status` (see `masterStatus`). */
+  status(): Promise<Record<string, unknown>>;
+  /** An upgrade asked for by `arb ctl upgrade` ended (metrics). */
+  upgradeEnded(ok: boolean): void;
+}
+
+interface ReloadWaiter {
+  /** Resolved by the first outcome of a reload numbered at least this. */
+  minSeq: number;
+  resolve(outcome: ReloadOutcome): void;
+}
+
+/**
+ * The ctl commands (`protocol/ctl.ts`): one request line in, one reply line out. `reload`
+ * and `upgrade` answer once the master says how they ended.
+ */
+export class CtlHandlers {
+  private reloadWaiters: ReloadWaiter[] = [];
+
+  constructor(
+    private readonly host: CtlHost,
+    private readonly side: CtlSide,
+  ) {}
+
+  /** One request line (without its newline) → one reply line. */
+  async handleLine(line: Buffer | string): Promise<string> {
+    const decoded = decodeCtlRequest(line);
+    if (!decoded.ok) return encodeCtlResponse(decoded.response);
+    let response: CtlResponse;
+    try {
+      response = await this.dispatch(decoded.request);
+    } catch (err) {
+      this.host.log.error({ err }, 'control command failed');
+      response = { ok: false, error: `command failed: ${(err as Error).message}` };
+    }
+    if (decoded.id !== undefined) response = { id: decoded.id, ...response };
+    return encodeCtlResponse(response);
+  }
+
+  /** A reload ended: the `reload` commands waiting for it answer. */
+  reloadEnded(outcome: ReloadOutcome): void {
+    const keep: ReloadWaiter[] = [];
+    for (const w of this.reloadWaiters) {
+      if (outcome.seq >= w.minSeq) w.resolve(outcome);
+      else keep.push(w);
+    }
+    this.reloadWaiters = keep;
+  }
+
+  /** The master stopped: every `reload` still waiting answers `aborted`. */
+  abort(generation: number): void {
+    for (const w of this.reloadWaiters) {
+      w.resolve({
+        ok: false,
+        outcome: 'aborted',
+        generation,
+        seq: this.host.reloader.seq,
+        error: 'the master stopped',
+      });
+    }
+    this.reloadWaiters = [];
+  }
+
+  async dispatch(req: CtlRequest): Promise<CtlResponse> {
+    if (this.side.stopping() && req.cmd !== 'status') {
+      return { ok: false, error: 'the master is shutting down' };
+    }
+    switch (req.cmd) {
+      case 'status':
+        return { ok: true, ...(await this.side.status()) };
+      case 'workers':
+        return this.scale(req.action, req.count);
+      case 'reload':
+        return this.reload();
+      case 'reopen':
+        this.host.signal('SIGUSR1');
+        return { ok: true, message: 'reopening log files' };
+      case 'upgrade':
+        return this.upgrade(req.timeout);
+      case 'shutdown': {
+        const sig: MasterSignal = req.quick ? 'SIGINT' : 'SIGTERM';
+        // after this reply is written
+        setImmediate(() => this.host.signal(sig));
+        const mode = req.quick ? 'quick' : 'graceful';
+        return { ok: true, mode, message: 'shutting down' };
+      }
+    }
+  }
+
+  private async scale(action: 'add' | 'remove', count: number): Promise<CtlResponse> {
+    if (this.host.lineage.role === 'awaiting-promotion') {
+      return { ok: false, error: 'this master waits for promotion; scale the serving one' };
+    }
+    const previous = this.host.numWorkers;
+    const total = action === 'add' ? previous + count : Math.max(1, previous - count);
+    if (total !== previous) await this.host.setNumWorkers(total);
+    this.host.signals.wake();
+    return action === 'add'
+      ? { ok: true, added: total - previous, previous, total }
+      : { ok: true, removed: previous - total, previous, total };
+  }
+
+  /** HUP, answered with the outcome of the reload it started (or was coalesced into). */
+  private reload(): Promise<CtlResponse> {
+    if (this.host.lineage.role === 'awaiting-promotion') {
+      return Promise.resolve({
+        ok: false,
+        error: 'this master waits for promotion; reload the serving one',
+      });
+    }
+    return new Promise((resolve) => {
+      this.reloadWaiters.push({
+        minSeq: this.host.reloader.seq + 1,
+        resolve: ({ seq: _seq, ...o }) =>
+          resolve({ ...o, ...(o.ok ? { message: 'reloaded' } : {}) }),
+      });
+      this.host.signal('SIGHUP');
+    });
+  }
+
+  private async upgrade(timeout: number | undefined): Promise<CtlResponse> {
+    if (!this.host.upgrade) return { ok: false, error: 'this master cannot upgrade' };
+    const r = await this.host.upgrade(timeout === undefined ? {} : { timeout });
+    this.side.upgradeEnded(r.ok);
+    const out: CtlResponse = { ok: r.ok };
+    if (r.newPid !== undefined) out.new_pid = r.newPid;
+    if (r.error !== undefined) out.error = r.error;
+    out.old_pid = this.host.pid;
+    return out;
+  }
+}
+
+/** What `arb ctl status` reports, gathered by `control.ts`. */
+export interface StatusView {
+  pid: number;
+  procName: string;
+  lineage: Lineage;
+  /** Monotonic seconds (worker uptimes and heartbeats). */
+  now: number;
+  /** Wall-clock milliseconds when the master started, and now. */
+  startedAt: number;
+  wallNow: number;
+  numWorkers: number;
+  generation: number;
+  reload: string;
+  systemd: { socket_activated: boolean; notify: boolean; ready_sent: boolean };
+  ctlSocket: string | undefined;
+  metrics: string | undefined;
+  listeners: readonly Listener[];
+  workers: readonly WorkerProcess[];
+  /** Requests a worker served (from its batched stats). */
+  served(age: number): number;
+  companions(): Promise<CompanionSummary[] | null>;
+}
+
+/** `arb ctl status`: the master, its listeners, workers and companions. */
+export async function masterStatus(v: StatusView): Promise<Record<string, unknown>> {
+  const round = (n: number) => Math.round(n * 100) / 100;
+  const workers = [...v.workers]
+    .sort((a, b) => a.age - b.age)
+    .map((w) => {
+      const last = w.heartbeat?.lastUpdate();
+      return {
+        pid: w.pid ?? null,
+        age: w.age,
+        generation: w.generation,
+        state: w.state,
+        booted: w.booted,
+        uptime: round(v.now - w.spawnedAt),
+        requests: v.served(w.age),
+        last_heartbeat: last === undefined ? null : round(Math.max(0, v.now - last)),
+      };
+    });
+  let companions: unknown = null;
+  try {
+    companions = await v.companions();
+  } catch (err) {
+    companions = { error: (err as Error).message };
+  }
+  return {
+    master: {
+      pid: v.pid,
+      proc_name: v.procName,
+      role:
+        v.lineage.role === 'awaiting-promotion' ? 'new master (waiting for promotion)' : 'master',
+      parent_master_pid: parentMasterPid(v.lineage) || null,
+      new_master_pid: newMasterPid(v.lineage) || null,
+      started_at: Math.round(v.startedAt / 1000),
+      uptime: round((v.wallNow - v.startedAt) / 1000),
+      workers_target: v.numWorkers,
+      generation: v.generation,
+      reload: v.reload,
+      systemd: v.systemd,
+      ctl_socket: v.ctlSocket ?? null,
+      metrics: v.metrics ?? null,
+    },
+    listeners: v.listeners.map((l) => ({ address: l.address, url: l.url })),
+    workers,
+    companions,
+  };
+}
