@@ -38,6 +38,22 @@ async function workerPids(cwd: string): Promise<number[]> {
   return (r.body.workers as { pid: number }[]).map((w) => w.pid).sort();
 }
 
+/** kill -9 of one worker; resolves once the master has replaced it (seen through ctl). */
+async function killOneAndWaitReplaced(a: ArbProcess, cwd: string): Promise<void> {
+  const pids = await workerPids(cwd);
+  for (const p of pids) a.pids.add(p);
+  process.kill(pids[0]!, 'SIGKILL');
+  await waitFor(
+    async () => {
+      const now = await workerPids(cwd);
+      return now.length === pids.length && !now.includes(pids[0]!);
+    },
+    10_000,
+    'a replacement worker',
+  );
+  for (const p of await workerPids(cwd)) a.pids.add(p);
+}
+
 async function metric(url: string, name: string): Promise<number> {
   const body = await new Promise<string>((resolve, reject) => {
     http
@@ -117,18 +133,7 @@ describe('a log destination that fails', () => {
     expect((await request(target)).status).toBe(200);
     const reload = await ctlJson(['reload'], cwd);
     expect(reload.body).toMatchObject({ ok: true, outcome: 'completed' });
-    const pids = await workerPids(cwd);
-    for (const p of pids) a.pids.add(p);
-    process.kill(pids[0]!, 'SIGKILL');
-    await waitFor(
-      async () => {
-        const now = await workerPids(cwd);
-        return now.length === 2 && !now.includes(pids[0]!);
-      },
-      10_000,
-      'a replacement worker',
-    );
-    for (const p of await workerPids(cwd)) a.pids.add(p);
+    await killOneAndWaitReplaced(a, cwd);
     expect((await request(target)).status).toBe(200);
     expect(a.stderr).toMatch(/cannot write the log to \/dev\/full: ENOSPC/);
     const t0 = Date.now();
@@ -177,18 +182,7 @@ describe('a log destination that fails', () => {
         ok: true,
         outcome: 'completed',
       });
-      const pids = await workerPids(cwd);
-      for (const p of pids) a.pids.add(p);
-      process.kill(pids[1]!, 'SIGKILL');
-      await waitFor(
-        async () => {
-          const now = await workerPids(cwd);
-          return now.length === 2 && !now.includes(pids[1]!);
-        },
-        10_000,
-        'a replacement on a full disk',
-      );
-      for (const p of await workerPids(cwd)) a.pids.add(p);
+      await killOneAndWaitReplaced(a, cwd);
       expect(a.stderr).toMatch(/cannot write the log to .*arb\.log: ENOSPC/);
       // space again: the next lines are written
       fs.rmSync(filler);
