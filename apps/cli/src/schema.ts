@@ -49,6 +49,7 @@ export const configSchema = z.strictObject({
   app: text.optional(),
   bind: z.union([address, z.array(address).min(1)]).optional(),
   workers: count(1).optional(),
+  maxWorkers: count(1).optional(),
   timeout: seconds.optional(),
   gracefulTimeout: seconds.optional(),
   bootTimeout: seconds.optional(),

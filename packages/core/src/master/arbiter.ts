@@ -1,7 +1,7 @@
 import { claimSocketFile, type Listener } from '@arb/sock';
 import { type ArbiterConfig, settingsOf } from '../config.js';
 import { ArbiterControl } from '../control.js';
-import { AppLoadError, HaltServer } from '../errors.js';
+import { AppLoadError, HaltServer, SettingError } from '../errors.js';
 import {
   type ArbiterHooks,
   runHook,
@@ -10,7 +10,7 @@ import {
   type WorkerInfo,
 } from '../hooks.js';
 import { createLogger, type Logger, type LogSink } from '../logger.js';
-import { type ArbiterSettings, effectiveBootTimeout } from '../settings.js';
+import { type ArbiterSettings, aboveMaxWorkers, effectiveBootTimeout } from '../settings.js';
 import { masterTitle } from '../titles.js';
 import { loadApp } from '../worker/load-app.js';
 import { type ArbiterDeps, DEFAULT_DEPS } from './deps.js';
@@ -143,8 +143,19 @@ export class Arbiter implements ServerView {
     return this.numWorkersValue;
   }
 
-  /** Changes the number of workers kept (the `nworkersChanged` hook runs). */
+  /**
+   * Changes the number of workers kept (the `nworkersChanged` hook runs). Throws
+   * {@link SettingError} above `maxWorkers`, changing nothing.
+   */
   async setNumWorkers(value: number): Promise<void> {
+    if (value > this.settings.maxWorkers) {
+      throw new SettingError(
+        'workers',
+        value,
+        aboveMaxWorkers(value, this.settings.maxWorkers),
+        false,
+      );
+    }
     const old = this.numWorkersValue;
     this.numWorkersValue = value;
     await runHookSafely(this.log, this.hooks, 'nworkersChanged', this, value, old);
@@ -302,6 +313,12 @@ export class Arbiter implements ServerView {
   }
 
   private async handleTtin(): Promise<void> {
+    if (this.numWorkers >= this.settings.maxWorkers) {
+      this.log.warn(
+        `TTIN ignored: ${aboveMaxWorkers(this.numWorkers + 1, this.settings.maxWorkers)}`,
+      );
+      return;
+    }
     await this.setNumWorkers(this.numWorkers + 1);
     await this.pool.manage();
   }
