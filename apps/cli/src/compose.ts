@@ -7,7 +7,7 @@ import {
   managerIdentity,
   parseCompanions,
 } from '@arb/companion';
-import type { ArbiterConfig, SidecarSpec } from '@arb/core';
+import { type ArbiterConfig, primaryGid, type SidecarSpec } from '@arb/core';
 import { controlOptions } from './control-options.js';
 import { ConfigError } from './errors.js';
 import type { ResolvedConfig } from './resolve.js';
@@ -31,8 +31,7 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
   return {
     ...plain,
     ...hooks,
-    user: resolveId('user', user),
-    group: resolveId('group', group),
+    ...userAndGroup(user, group),
     chdir: path.resolve(cwd, config.chdir ?? '.'),
     configModule: configFile,
     sidecar: companionSidecar(
@@ -43,6 +42,26 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
     ),
     control: controlOptions(config, cwd, path.resolve(cwd, config.chdir ?? '.')),
   } as ArbiterConfig;
+}
+
+/**
+ * Numeric user and group; `-u` alone brings the user's primary group (never the master's
+ * own group 0), as nginx and supervisord do. The workers add the user's supplementary groups.
+ */
+function userAndGroup(
+  user: string | number | undefined,
+  group: string | number | undefined,
+): { user?: number; group?: number } {
+  const uid = resolveId('user', user);
+  let gid = resolveId('group', group);
+  if (uid !== undefined && gid === undefined) {
+    try {
+      gid = primaryGid(uid);
+    } catch (err) {
+      throw new ConfigError('config', [`user: ${(err as Error).message}`]);
+    }
+  }
+  return { user: uid, group: gid };
 }
 
 /**

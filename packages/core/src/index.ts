@@ -23,5 +23,7 @@ export type { SidecarSpec } from './master/sidecar.js';
 export type { CompanionSummary } from './ops/metrics.js';
 /** The plain settings and their defaults (the CLI shows and merges them). */
 export { type ArbiterSettings, aboveMaxWorkers, DEFAULTS } from './settings.js';
+/** The primary group of a uid (what `-u` alone switches the workers to). */
+export { primaryGid } from './users.js';
 /** The app loader the workers use (the CLI's `--check-config` loads the app the same way). */
 export { appFile, loadApp } from './worker/load-app.js';
