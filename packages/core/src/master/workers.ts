@@ -101,6 +101,7 @@ export class WorkerPool {
    * line per interval.
    */
   readonly spawnBackoff = new Backoff(0.1, 10);
+  private lastSpawnFailureAt = Number.NEGATIVE_INFINITY;
   private spawnWindowStart = Number.NEGATIVE_INFINITY;
   private spawnsInWindow = 0;
   /** `manage` left slots empty for lack of spawn budget: look again when the window ends. */
@@ -119,6 +120,10 @@ export class WorkerPool {
   } = {
     ready: (w) => {
       w.readyAt = this.host.deps.now();
+      // a worker spawned since the last refusal could start and boot: the machine has room
+      // again (a pid alone proves little in a pids cgroup, where the new process may fail
+      // to start its threads; one spawned before the refusal proves nothing)
+      if (w.spawnedAt > this.lastSpawnFailureAt) this.spawnBackoff.reset();
       w.on('ready');
       this.host.checkServing();
       this.host.signals.wake(); // a reload or an upgrade may go on at once
@@ -225,7 +230,8 @@ export class WorkerPool {
    * next failure, one interval later, is the next line).
    */
   private spawnFailed(err: unknown, what: string): void {
-    const delay = this.spawnBackoff.fail(this.host.deps.now());
+    this.lastSpawnFailureAt = this.host.deps.now();
+    const delay = this.spawnBackoff.fail(this.lastSpawnFailureAt);
     const code = (err as NodeJS.ErrnoException)?.code;
     this.host.log.error(
       { err, failures: this.spawnBackoff.failures },
@@ -302,7 +308,6 @@ export class WorkerPool {
       this.spawnFailed(err, 'Cannot spawn a worker');
       return undefined;
     }
-    this.spawnBackoff.reset();
     worker.child = child;
     worker.pid = child.pid;
     this.workers.set(worker.age, worker);
