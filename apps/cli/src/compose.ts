@@ -9,7 +9,7 @@ import {
   refuseNonSocket,
 } from '@arb/companion';
 import type { ArbiterConfig, SidecarSpec } from '@arb/core';
-import { SocketPathError } from '@arb/sock';
+import { lookupUser, SocketPathError } from '@arb/sock';
 import { controlOptions } from './control-options.js';
 import { ConfigError } from './errors.js';
 import type { ResolvedConfig } from './resolve.js';
@@ -33,8 +33,7 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
   return {
     ...plain,
     ...hooks,
-    user: resolveId('user', user),
-    group: resolveId('group', group),
+    ...userAndGroup(user, group),
     chdir: path.resolve(cwd, config.chdir ?? '.'),
     configModule: configFile,
     sidecar: companionSidecar(
@@ -74,6 +73,27 @@ function identityFor(fresh: string): string {
   if (m.runs === fresh) return m.spawnedAs;
   if (fresh === m.spawnedAs) return `${fresh};after-reread`;
   return fresh;
+}
+
+/**
+ * Numeric user and group; `-u` alone brings the user's primary group (never the master's
+ * own group 0), as nginx and supervisord do. The workers add the user's supplementary groups.
+ */
+function userAndGroup(
+  user: string | number | undefined,
+  group: string | number | undefined,
+): { user?: number; group?: number } {
+  const uid = resolveId('user', user);
+  let gid = resolveId('group', group);
+  if (uid !== undefined && gid === undefined) {
+    gid = lookupUser(uid)?.gid ?? undefined;
+    if (gid === undefined) {
+      throw new ConfigError('config', [
+        `user: user ${uid} has no entry in /etc/passwd: give a group (-g) explicitly`,
+      ]);
+    }
+  }
+  return { user: uid, group: gid };
 }
 
 /**

@@ -66,6 +66,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '$WEB_CONCURRENCY or 1',
   },
   {
+    flags: '--max-workers <n>',
+    key: 'maxWorkers',
+    parse: whole(1),
+    description: 'the most workers -w, TTIN and `arb ctl workers add` may ask for',
+    defaultText: '256',
+  },
+  {
     flags: '-t, --timeout <s>',
     key: 'timeout',
     parse: secs,

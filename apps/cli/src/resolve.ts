@@ -1,3 +1,4 @@
+import { aboveMaxWorkers } from '@arb/core';
 import { formatAddress, parseAddress } from '@arb/sock';
 import { CommanderError } from 'commander';
 import { parse as shellParse } from 'shell-quote';
@@ -82,6 +83,11 @@ export async function resolveConfig(
     throw new ConfigError('command line', [
       'no app given: arb [options] <path/to/module[:export]> (or set app in the config file)',
     ]);
+  }
+  const workers = merged.workers as number;
+  const maxWorkers = merged.maxWorkers as number;
+  if (workers > maxWorkers) {
+    throw new ConfigError('config', [`workers: ${aboveMaxWorkers(workers, maxWorkers)}`]);
   }
   const twice = repeatedBind((merged.bind as string[] | undefined) ?? []);
   if (twice) {

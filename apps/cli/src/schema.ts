@@ -180,6 +180,7 @@ const configEntries = {
     v.union([address, v.pipe(v.array(address, 'must be a list'), nonEmpty<string[]>())]),
   ),
   workers: v.optional(count(1)),
+  maxWorkers: v.optional(count(1)),
   timeout: v.optional(seconds),
   gracefulTimeout: v.optional(seconds),
   bootTimeout: v.optional(seconds),

@@ -1,10 +1,10 @@
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { lookupGroup, lookupUser } from '@arb/sock';
 import * as v from 'valibot';
 import { CompanionConfigError } from './errors.js';
 import { FORBIDDEN_STOP_SIGNALS, isSignalName } from './signals.js';
 import { splitTarget } from './target.js';
-import { lookupGroup, lookupUser } from './users.js';
 
 /** When a companion that exited on its own is started again. */
 export type Autorestart = 'always' | 'unexpected' | 'never';

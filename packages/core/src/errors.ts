@@ -10,8 +10,10 @@ export class SettingError extends ArbError {
     readonly key: string,
     readonly value: unknown,
     message: string,
+    /** Append `(got <value>)`: false when the message names the value already. */
+    showValue = true,
   ) {
-    super(`${key}: ${message} (got ${JSON.stringify(value)})`);
+    super(`${key}: ${message}${showValue ? ` (got ${JSON.stringify(value)})` : ''}`);
   }
 }
 

@@ -18,6 +18,11 @@ export interface ArbiterSettings {
   bind: string[];
   /** Number of worker processes. */
   workers: number;
+  /**
+   * The most workers this master may keep (`workers`, TTIN, `arb ctl workers add`): a typo
+   * or a runaway script must not fork the machine to death.
+   */
+  maxWorkers: number;
   /** A worker silent (event loop blocked) for longer than this many seconds is killed. 0 disables. */
   timeout: number;
   /** Seconds a worker may take to drain on TERM before it is killed. */
@@ -72,6 +77,7 @@ export interface ArbiterSettings {
 export const DEFAULTS: Omit<ArbiterSettings, 'app' | 'procName' | 'chdir' | 'workerTmpDir'> = {
   bind: ['127.0.0.1:8000'],
   workers: 1,
+  maxWorkers: 256,
   timeout: 30,
   gracefulTimeout: 30,
   keepAlive: 5,
@@ -103,6 +109,10 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
     throw new SettingError('bind', s.bind, 'must be a list of addresses');
   }
   count(s, 'workers', 0);
+  count(s, 'maxWorkers', 1);
+  if (s.workers > s.maxWorkers) {
+    throw new SettingError('workers', s.workers, aboveMaxWorkers(s.workers, s.maxWorkers), false);
+  }
   for (const k of ['timeout', 'gracefulTimeout', 'keepAlive'] as const) seconds(s, k);
   if (s.bootTimeout !== undefined) seconds(s, 'bootTimeout');
   count(s, 'backlog', 1);
@@ -134,6 +144,18 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
   s.chdir = path.resolve(s.chdir);
   if (!s.procName) s.procName = defaultProcName(s.app);
   return s;
+}
+
+/** The one line that refuses more workers than `maxWorkers`. */
+export function aboveMaxWorkers(workers: number, maxWorkers: number): string {
+  return `${workers} is above maxWorkers (${maxWorkers}); raise --max-workers to run more`;
+}
+
+/** Throws {@link SettingError} when `workers` is above `maxWorkers`. */
+export function checkWorkerCount(workers: number, s: Pick<ArbiterSettings, 'maxWorkers'>): void {
+  if (workers > s.maxWorkers) {
+    throw new SettingError('workers', workers, aboveMaxWorkers(workers, s.maxWorkers), false);
+  }
 }
 
 /** The boot timeout in effect: `bootTimeout`, or max(timeout, 30) s when it is unset or 0. */

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HaltServer } from '../src/errors.js';
 import { MASTER_SIGNALS } from '../src/master/wakeup.js';
+import { SPAWN_WINDOW_SECONDS, SPAWNS_PER_WINDOW } from '../src/master/workers.js';
 import { FIXTURES, fakeListener, fakes, makeArbiter, tempDir } from './helpers.js';
 
 const APP = path.join(FIXTURES, 'app-pid.mjs');
@@ -285,7 +286,7 @@ describe('keeping the count', () => {
       await arbiter.pool.manage();
       expect(f.children).toHaveLength(i + 2);
     }
-    expect(arbiter.pool.backoff.remaining(f.clock.t)).toBe(0);
+    expect(arbiter.pool.backoffOf(0).remaining(f.clock.t)).toBe(0);
   });
 
   it('a booting worker killed from outside is replaced at once too', async () => {
@@ -298,7 +299,7 @@ describe('keeping the count', () => {
       await arbiter.pool.manage();
       expect(f.children).toHaveLength(before + 1);
     }
-    expect(arbiter.pool.backoff.remaining(f.clock.t)).toBe(0);
+    expect(arbiter.pool.backoffOf(0).remaining(f.clock.t)).toBe(0);
   });
 
   it('a worker that crashes (SIGSEGV) right after boot counts toward the backoff', async () => {
@@ -306,7 +307,7 @@ describe('keeping the count', () => {
     await arbiter.pool.manage();
     f.children.at(-1)!.die(null, 'SIGSEGV');
     await arbiter.pool.reap();
-    expect(arbiter.pool.backoff.remaining(f.clock.t)).toBeGreaterThan(0);
+    expect(arbiter.pool.backoffOf(0).remaining(f.clock.t)).toBeGreaterThan(0);
   });
 
   it('a worker that keeps dying right after boot is replaced with capped exponential backoff', async () => {
@@ -319,7 +320,7 @@ describe('keeping the count', () => {
       const before = f.children.length;
       await arbiter.pool.manage();
       expect(f.children).toHaveLength(before); // not at once
-      delays.push(arbiter.pool.backoff.remaining(f.clock.t));
+      delays.push(arbiter.pool.backoffOf(0).remaining(f.clock.t));
       f.clock.t += delays.at(-1)!;
       await arbiter.pool.manage();
       expect(f.children).toHaveLength(before + 1);
@@ -327,12 +328,69 @@ describe('keeping the count', () => {
     expect(delays.map((d) => Math.round(d * 10) / 10)).toEqual([
       0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10, 10,
     ]);
-    // a stable run resets it
-    f.clock.t += 60;
+    // a worker that reached ready resets it, and its death is replaced at once
+    const before = f.children.length;
+    f.children.at(-1)!.emit('message', { type: 'ready' });
     f.children.at(-1)!.die(1);
     await arbiter.pool.reap();
     await arbiter.pool.manage();
-    expect(arbiter.pool.backoff.failures).toBe(0);
+    expect(arbiter.pool.backoffOf(0).failures).toBe(0);
+    expect(f.children).toHaveLength(before + 1);
+  });
+
+  it('a worker that served and then exited on its own is replaced at once, every time', async () => {
+    const { arbiter, f } = make({ workers: 1 });
+    await arbiter.pool.manage();
+    for (let i = 0; i < 5; i++) {
+      const child = f.children.at(-1)!;
+      child.emit('message', { type: 'ready' });
+      child.die(i % 2);
+      await arbiter.pool.reap();
+      await arbiter.pool.manage();
+      expect(f.children).toHaveLength(i + 2);
+    }
+  });
+
+  it('a boot failure backs off its own slot only', async () => {
+    const { arbiter, f } = make({ workers: 2 });
+    await arbiter.pool.manage();
+    const [first, second] = arbiter.pool.live();
+    expect([first!.slot, second!.slot]).toEqual([0, 1]);
+    f.children[0]!.emit('message', { type: 'ready' });
+    f.children[1]!.die(1); // slot 1 failed to boot
+    await arbiter.pool.reap();
+    await arbiter.pool.manage();
+    expect(f.children).toHaveLength(2);
+    expect(arbiter.pool.backoffOf(1).remaining(f.clock.t)).toBeGreaterThan(0);
+    f.children[0]!.die(1); // slot 0 served: replaced at once while slot 1 waits
+    await arbiter.pool.reap();
+    await arbiter.pool.manage();
+    expect(f.children).toHaveLength(3);
+    expect(arbiter.pool.live().map((w) => w.slot)).toEqual([0]);
+    f.clock.t += arbiter.pool.backoffOf(1).remaining(f.clock.t);
+    await arbiter.pool.manage();
+    expect(arbiter.pool.live().map((w) => w.slot)).toEqual([0, 1]);
+  });
+
+  it('spawns are paced: at most SPAWNS_PER_WINDOW per window, the rest on the next ones', async () => {
+    const { arbiter, f } = make({ workers: 20 });
+    await arbiter.pool.manage();
+    expect(f.children).toHaveLength(SPAWNS_PER_WINDOW);
+    const next = arbiter.pool.nextDeadline();
+    expect(next).toBeCloseTo(f.clock.t + SPAWN_WINDOW_SECONDS, 5);
+    f.clock.t = next!;
+    await arbiter.pool.manage();
+    expect(f.children).toHaveLength(2 * SPAWNS_PER_WINDOW);
+  });
+
+  it('workers above maxWorkers are refused: TTIN is ignored, setNumWorkers throws', async () => {
+    const { arbiter } = make({ workers: 2, maxWorkers: 2 });
+    await arbiter.handleSignal('SIGTTIN');
+    expect(arbiter.numWorkers).toBe(2);
+    await expect(arbiter.setNumWorkers(5)).rejects.toThrow(
+      'workers: 5 is above maxWorkers (2); raise --max-workers to run more',
+    );
+    expect(arbiter.numWorkers).toBe(2);
   });
 
   it('a worker that says it is retiring (max requests) is replaced before it exits', async () => {

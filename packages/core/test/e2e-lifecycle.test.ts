@@ -127,7 +127,7 @@ describe('replacing and scaling workers', () => {
             return []; // not a log line, or one still being written
           }
         });
-    const dying = (l: Line) => l.msg.includes('keep dying right after boot');
+    const dying = (l: Line) => l.msg.includes('keeps failing to boot');
     await waitFor(() => lines().filter(dying).length >= 4, {
       what: 'four backoff lines',
       timeoutMs: 15_000,

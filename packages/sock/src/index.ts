@@ -54,3 +54,4 @@ export {
   type SocketFileId,
   unlinkSocketIfOurs,
 } from './unix.js';
+export { lookupGroup, lookupUser, type UserEntry } from './users.js';

@@ -10,7 +10,12 @@ import {
 } from '../hooks.js';
 import { createLogger, type Logger, type LogSink } from '../logger.js';
 import { ArbiterControl } from '../ops/control.js';
-import { type ArbiterSettings, effectiveBootTimeout } from '../settings.js';
+import {
+  type ArbiterSettings,
+  aboveMaxWorkers,
+  checkWorkerCount,
+  effectiveBootTimeout,
+} from '../settings.js';
 import { masterTitle } from '../titles.js';
 import { loadApp } from '../worker/load-app.js';
 import { type ArbiterDeps, DEFAULT_DEPS } from './deps.js';
@@ -27,6 +32,7 @@ import {
 } from './lineage.js';
 import { handOverLogFiles, reopenLogs } from './log-files.js';
 import { Pidfile } from './pidfile.js';
+import { stopChildren } from './shutdown.js';
 import { SidecarSlot } from './sidecar.js';
 import { type UpgradeResult, Upgrader } from './upgrade.js';
 import { MASTER_SIGNALS, type MasterSignal, msUntil, Wakeup } from './wakeup.js';
@@ -143,8 +149,9 @@ export class Arbiter implements ServerView {
     return this.numWorkersValue;
   }
 
-  /** Changes the number of workers kept (the `nworkersChanged` hook runs). */
+  /** Changes the number of workers kept (`nworkersChanged` runs); throws above `maxWorkers`. */
   async setNumWorkers(value: number): Promise<void> {
+    checkWorkerCount(value, this.settings);
     const old = this.numWorkersValue;
     this.numWorkersValue = value;
     await runHookSafely(this.log, this.hooks, 'nworkersChanged', this, value, old);
@@ -302,6 +309,12 @@ export class Arbiter implements ServerView {
   }
 
   private async handleTtin(): Promise<void> {
+    if (this.numWorkers >= this.settings.maxWorkers) {
+      this.log.warn(
+        `TTIN ignored: ${aboveMaxWorkers(this.numWorkers + 1, this.settings.maxWorkers)}`,
+      );
+      return;
+    }
     await this.setNumWorkers(this.numWorkers + 1);
     await this.pool.manage();
   }
@@ -433,40 +446,7 @@ export class Arbiter implements ServerView {
    */
   async stop(graceful = true): Promise<void> {
     this.closeListeners();
-    const now = this.deps.now();
-    let workerLimit = now + this.settings.gracefulTimeout;
-    let sidecarLimit = now + Math.max(this.settings.gracefulTimeout, this.sidecar.stopTimeout());
-    await this.pool.killAll(graceful ? 'SIGTERM' : 'SIGQUIT');
-    this.sidecar.stop(this.sidecar.stopSignalOf(graceful ? 'graceful' : 'quick'));
-    let workersKilled = false;
-    for (;;) {
-      await this.pool.reap(false);
-      const t = this.deps.now();
-      if (graceful && this.signals.take(['SIGINT', 'SIGQUIT'])) {
-        this.log.info('Quick shutdown requested');
-        graceful = false;
-        await this.pool.killAll('SIGQUIT');
-        this.sidecar.stop(this.sidecar.stopSignalOf('quick'));
-        workerLimit = Math.min(workerLimit, t + 2);
-        sidecarLimit = Math.min(sidecarLimit, t + 2);
-      }
-      if (!workersKilled && this.pool.size > 0 && t >= workerLimit) {
-        workersKilled = true;
-        await this.pool.killAll('SIGKILL');
-      }
-      const waitWorkers = this.pool.size > 0 && !workersKilled;
-      const waitSidecar = this.sidecar.running && t < sidecarLimit;
-      if (!waitWorkers && !waitSidecar) break;
-      await this.signals.sleep(msUntil(t, [waitWorkers ? workerLimit : undefined, sidecarLimit]));
-    }
-    if (this.pool.size > 0 && !workersKilled) await this.pool.killAll('SIGKILL');
-    this.sidecar.stop('SIGKILL');
-    // let the kernel report the last deaths, so they are logged and nothing is left behind
-    const until = this.deps.now() + 2;
-    while ((this.pool.size > 0 || this.sidecar.running) && this.deps.now() < until) {
-      await this.signals.sleep(msUntil(this.deps.now(), [until]));
-      await this.pool.reap(false);
-    }
+    await stopChildren(this, graceful);
   }
 
   /** gunicorn's halt(): stop, one line saying why, pidfile removed, `onExit`; the status. */

@@ -17,24 +17,23 @@ export class Pidfile {
     private readonly kill: KillFn = process.kill.bind(process) as KillFn,
   ) {}
 
-  /** Writes `pid`. Throws {@link PidfileError} when a live other process owns the file. */
+  /**
+   * Claims the file for `pid`: written to a temp file, then hard-linked into place, which
+   * fails if the file exists (O_EXCL semantics: of two masters started together exactly one
+   * wins). A stale file (dead pid, garbage) is removed and the claim retried once. Throws
+   * {@link PidfileError} naming the path when a live other process owns it, when the path
+   * is a directory, or when its directory is missing.
+   */
   create(pid: number): void {
-    const owner = this.validate();
-    if (owner === pid) return;
-    if (owner !== undefined) {
-      throw new PidfileError(
-        this.path,
-        `Already running on PID ${owner} (or pid file '${this.path}' is stale)`,
-        owner,
-      );
-    }
-    this.pid = pid;
     const dir = path.dirname(this.path);
     if (!fs.existsSync(dir)) {
       throw new PidfileError(
         this.path,
         `Can't create pidfile ${this.path}: directory ${dir} doesn't exist`,
       );
+    }
+    if (fs.statSync(this.path, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new PidfileError(this.path, `Can't create pidfile ${this.path}: it is a directory`);
     }
     const tmp = path.join(dir, `.${path.basename(this.path)}.${process.pid}.${Date.now()}.tmp`);
     const fd = fs.openSync(tmp, 'wx', 0o644);
@@ -43,8 +42,33 @@ export class Pidfile {
     } finally {
       fs.closeSync(fd);
     }
-    fs.chmodSync(tmp, 0o644);
-    fs.renameSync(tmp, this.path);
+    try {
+      fs.chmodSync(tmp, 0o644);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          fs.linkSync(tmp, this.path);
+          this.pid = pid;
+          return;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+        }
+        const owner = this.validate();
+        if (owner === pid) {
+          this.pid = pid;
+          return;
+        }
+        if (owner !== undefined) {
+          throw new PidfileError(
+            this.path,
+            `Already running on PID ${owner} (or pid file '${this.path}' is stale)`,
+            owner,
+          );
+        }
+        fs.rmSync(this.path, { force: true }); // stale: a dead pid or garbage
+      }
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
   }
 
   /** The pid of the live process the file names, or undefined (missing, malformed, stale). */

@@ -58,6 +58,8 @@ export class WorkerProcess implements WorkerInfo {
   fatal: string | undefined;
   /** The config generation it was spawned for (0 at start, +1 per HUP reload). */
   generation = 0;
+  /** Its place among the workers kept (0..workers-1): boot failures back off per slot. */
+  slot = 0;
 
   constructor(
     readonly age: number,

@@ -17,8 +17,12 @@ import type { ArbiterDeps } from './deps.js';
 import { classifyExit } from './reap.js';
 import { isCounted, type WorkerExit, WorkerProcess, type WorkerState } from './worker-state.js';
 
-/** A worker that dies within this many seconds of its spawn counts as a crash loop. */
-export const CRASH_WINDOW_SECONDS = 5;
+/**
+ * Spawns allowed per `SPAWN_WINDOW_SECONDS`: a pass never spends long spawning, so signals
+ * are handled within a second under any storm (`-w 256`, `arb ctl workers add`).
+ */
+export const SPAWNS_PER_WINDOW = 8;
+export const SPAWN_WINDOW_SECONDS = 0.1;
 
 /** Seconds a worker sent SIGABRT (heartbeat timeout) has to run `workerAbort` before SIGKILL. */
 export const ABORT_GRACE_SECONDS = 0.5;
@@ -83,11 +87,25 @@ interface PendingExit {
 /**
  * The worker pool: spawns workers with the listeners and a heartbeat file, sorts their
  * messages in one table, keeps their number, kills hung ones, reaps exits, and backs off
- * when they die right after boot.
+ * when they fail to boot.
  */
 export class WorkerPool {
-  /** Crash-loop protection for workers that die right after spawn. */
-  readonly backoff = new Backoff(0.1, 10);
+  /**
+   * Boot-failure backoff, one per slot (0..workers-1): a worker that exits before it is
+   * ready delays only the next spawn into its own slot; the other slots are untouched.
+   */
+  private readonly slotBackoffs = new Map<number, Backoff>();
+  /**
+   * The machine refused a process (EAGAIN, EMFILE, ENFILE: `spawn` threw, gave no pid, or
+   * the heartbeat file could not be created): no spawn at all until it passes, and one log
+   * line per interval.
+   */
+  readonly spawnBackoff = new Backoff(0.1, 10);
+  private lastSpawnFailureAt = Number.NEGATIVE_INFINITY;
+  private spawnWindowStart = Number.NEGATIVE_INFINITY;
+  private spawnsInWindow = 0;
+  /** `manage` left slots empty for lack of spawn budget: look again when the window ends. */
+  private spawnsPending = false;
   private readonly workers = new Map<number, WorkerProcess>();
   private age = 0;
   private readonly pendingExits: PendingExit[] = [];
@@ -102,6 +120,10 @@ export class WorkerPool {
   } = {
     ready: (w) => {
       w.readyAt = this.host.deps.now();
+      // a worker spawned since the last refusal could start and boot: the machine has room
+      // again (a pid alone proves little in a pids cgroup, where the new process may fail
+      // to start its threads; one spawned before the refusal proves nothing)
+      if (w.spawnedAt > this.lastSpawnFailureAt) this.spawnBackoff.reset();
       w.on('ready');
       this.host.checkServing();
       this.host.signals.wake(); // a reload or an upgrade may go on at once
@@ -159,8 +181,20 @@ export class WorkerPool {
   async manage(): Promise<void> {
     const target = this.host.numWorkers;
     let live = this.current();
-    if (live.length < target && this.backoff.remaining(this.host.deps.now()) === 0) {
-      for (let i = live.length; i < target; i++) await this.spawn();
+    this.spawnsPending = false;
+    if (live.length < target) {
+      const taken = new Set(live.map((w) => w.slot));
+      for (let slot = 0; slot < target; slot++) {
+        if (taken.has(slot)) continue;
+        const now = this.host.deps.now();
+        if (this.spawnBackoff.remaining(now) > 0) break;
+        if (this.backoffOf(slot).remaining(now) > 0) continue;
+        if (!this.takeSpawnBudget(now)) {
+          this.spawnsPending = true;
+          break;
+        }
+        if (!(await this.spawn(slot))) break;
+      }
       live = this.current();
     }
     while (live.length > target) await this.retire(live.shift()!);
@@ -170,8 +204,46 @@ export class WorkerPool {
     }
   }
 
-  /** Spawns one worker with the listeners at fd 3.., its heartbeat file after them, and IPC. */
-  async spawn(): Promise<WorkerProcess | undefined> {
+  /** The boot-failure backoff of one slot. */
+  backoffOf(slot: number): Backoff {
+    let b = this.slotBackoffs.get(slot);
+    if (!b) {
+      b = new Backoff(0.1, 10);
+      this.slotBackoffs.set(slot, b);
+    }
+    return b;
+  }
+
+  /** One spawn out of this window's budget; false when it is spent. */
+  private takeSpawnBudget(now: number): boolean {
+    if (now >= this.spawnWindowStart + SPAWN_WINDOW_SECONDS) {
+      this.spawnWindowStart = now;
+      this.spawnsInWindow = 0;
+    }
+    if (this.spawnsInWindow >= SPAWNS_PER_WINDOW) return false;
+    this.spawnsInWindow += 1;
+    return true;
+  }
+
+  /**
+   * The machine refused a process: one line, and no spawn until the backoff passes (the
+   * next failure, one interval later, is the next line).
+   */
+  private spawnFailed(err: unknown, what: string): void {
+    this.lastSpawnFailureAt = this.host.deps.now();
+    const delay = this.spawnBackoff.fail(this.lastSpawnFailureAt);
+    const code = (err as NodeJS.ErrnoException)?.code;
+    this.host.log.error(
+      { err, failures: this.spawnBackoff.failures },
+      `${what}${code ? ` (${code})` : ''}; next spawn in ${delay.toFixed(1)}s`,
+    );
+  }
+
+  /**
+   * Spawns one worker into `slot` with the listeners at fd 3.., its heartbeat file after
+   * them, and IPC.
+   */
+  async spawn(slot = 0): Promise<WorkerProcess | undefined> {
     const { deps, log } = this.host;
     this.age += 1;
     const s = this.host.settings;
@@ -184,8 +256,7 @@ export class WorkerPool {
         gid: s.group,
       });
     } catch (err) {
-      log.error({ err }, 'Cannot create the worker heartbeat file');
-      this.backoff.fail(deps.now());
+      this.spawnFailed(err, 'Cannot create the worker heartbeat file');
       return undefined;
     }
     const jitter =
@@ -197,6 +268,7 @@ export class WorkerPool {
       s.maxRequests > 0 ? s.maxRequests + jitter : 0,
     );
     worker.generation = this.host.generation;
+    worker.slot = slot;
     await runHookSafely(log, this.host.hooks, 'preFork', this.host, worker);
 
     const listeners = deps.handoff(this.host.listeners);
@@ -223,9 +295,17 @@ export class WorkerPool {
         cwd: s.chdir,
       });
     } catch (err) {
-      log.error({ err }, 'Cannot spawn a worker');
       heartbeat.close();
-      this.backoff.fail(deps.now());
+      this.spawnFailed(err, 'Cannot spawn a worker');
+      return undefined;
+    }
+    if (child.pid === undefined) {
+      // EAGAIN, EMFILE, ENFILE: no process; the error event follows and says why
+      heartbeat.close();
+      const err = await new Promise<Error>((resolve) => {
+        child.once('error', resolve);
+      });
+      this.spawnFailed(err, 'Cannot spawn a worker');
       return undefined;
     }
     worker.child = child;
@@ -242,11 +322,8 @@ export class WorkerPool {
     child.on('message', (m) => this.dispatch(worker, m));
     child.once('exit', onExit);
     child.on('error', (err) => {
-      // spawn failures (EAGAIN, ENOENT) arrive here, without an exit event
-      if (worker.pid === undefined) {
-        worker.fatal = err.message;
-        onExit(null, null);
-      }
+      // a failed kill or IPC send: the exit event still comes
+      log.debug({ err, worker: worker.age }, 'worker process error');
     });
     log.info({ worker: worker.age }, `Booting worker with pid: ${worker.pid}`);
     return worker;
@@ -321,10 +398,17 @@ export class WorkerPool {
    */
   nextDeadline(): number | undefined {
     const timeout = this.host.settings.timeout;
-    let next = this.backoff.remaining(this.host.deps.now()) > 0 ? this.backoff.until : undefined;
+    const now = this.host.deps.now();
+    let next: number | undefined;
     const sooner = (t: number) => {
       if (next === undefined || t < next) next = t;
     };
+    if (this.spawnBackoff.remaining(now) > 0) sooner(this.spawnBackoff.until);
+    else if (this.spawnsPending) sooner(this.spawnWindowStart + SPAWN_WINDOW_SECONDS);
+    const taken = new Set(this.current().map((w) => w.slot));
+    for (const [slot, b] of this.slotBackoffs) {
+      if (slot < this.host.numWorkers && !taken.has(slot) && b.remaining(now) > 0) sooner(b.until);
+    }
     if (timeout <= 0) return next;
     for (const w of this.workers.values()) {
       if (w.state === 'killed' || w.state === 'exited') continue;
@@ -368,7 +452,7 @@ export class WorkerPool {
       );
       this.workers.delete(worker.age);
       worker.heartbeat?.close();
-      this.countCrash(worker, isCounted(before), exit.signal);
+      this.countBootFailure(worker, isCounted(before), exit.signal);
       await runHookSafely(log, this.host.hooks, 'childExit', this.host, worker);
       if (!verdict.halt || !halting) continue;
       if (this.host.haltsOn(worker, verdict.halt.reason)) {
@@ -378,29 +462,29 @@ export class WorkerPool {
   }
 
   /**
-   * The crash-loop backoff is for a worker that cannot stay up by itself: it exited on its
-   * own, or crashed (SEGV, ABRT, ...), soon after its spawn. A worker killed from outside
-   * (kill -9, the OOM killer, a stray TERM), booting or serving, is replaced at once, as
-   * gunicorn does: backing off there would leave the service with no worker at all under
-   * repeated kills.
+   * The backoff is for a worker that cannot boot: it exited on its own, or crashed (SEGV,
+   * ABRT, ...), before it was ready. A worker that reached ready and then died is replaced
+   * at once, whatever killed it: the app boots fine, and backing off would only leave the
+   * service without workers. A worker killed from outside (kill -9, the OOM killer, a stray
+   * TERM) while booting is replaced at once too, as gunicorn does. Only its own slot waits.
    */
-  private countCrash(
+  private countBootFailure(
     worker: WorkerProcess,
     unexpected: boolean,
     signal: NodeJS.Signals | null,
   ): void {
-    if (!unexpected) return;
-    if (signal !== null && !CRASH_SIGNALS.has(signal)) return;
-    const now = this.host.deps.now();
-    if (now - worker.spawnedAt >= CRASH_WINDOW_SECONDS) {
-      this.backoff.reset();
+    const backoff = this.backoffOf(worker.slot);
+    if (worker.booted) {
+      backoff.reset();
       return;
     }
-    const delay = this.backoff.fail(now);
-    if (this.backoff.failures > 1) {
+    if (!unexpected) return;
+    if (signal !== null && !CRASH_SIGNALS.has(signal)) return;
+    const delay = backoff.fail(this.host.deps.now());
+    if (backoff.failures > 1) {
       this.host.log.warn(
-        { failures: this.backoff.failures },
-        `Workers keep dying right after boot; next spawn in ${delay.toFixed(1)}s`,
+        { failures: backoff.failures, slot: worker.slot },
+        `Worker ${worker.slot + 1} keeps failing to boot; next spawn in ${delay.toFixed(1)}s`,
       );
     }
   }

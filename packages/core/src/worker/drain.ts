@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -30,9 +31,29 @@ export class ConnectionTracker {
   private readonly conns = new Map<net.Socket, Conn>();
   draining = false;
   private onEmpty: (() => void) | undefined;
+  /**
+   * The response of the request whose handler is running, through every callback and
+   * promise it starts: an uncaught error names the request it came from.
+   */
+  private readonly context = new AsyncLocalStorage<ServerResponse>();
+
+  /** The response of the request the running code serves, if any. */
+  currentResponse(): ServerResponse | undefined {
+    return this.context.getStore();
+  }
 
   /** Follows `server`'s connections and requests. Call before the app's own listeners run. */
   attach(server: net.Server): void {
+    // every 'request' listener (the app's, or a Fastify/own server's) runs in the request's
+    // context; wrapping emit is the one place that covers them all
+    const emit = server.emit as (event: string | symbol, ...args: unknown[]) => boolean;
+    const context = this.context;
+    server.emit = function (this: net.Server, event: string | symbol, ...args: unknown[]) {
+      if (event === 'request') {
+        return context.run(args[1] as ServerResponse, () => emit.call(this, event, ...args));
+      }
+      return emit.call(this, event, ...args);
+    } as typeof server.emit;
     const event = server instanceof tls.Server ? 'secureConnection' : 'connection';
     server.on(event, (socket: net.Socket) => {
       const conn: Conn = { active: new Set(), served: 0 };

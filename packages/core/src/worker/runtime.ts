@@ -12,6 +12,7 @@ import { startHeartbeat } from '../protocol/heartbeat.js';
 import type { WorkerMessage, WorkerPayload } from '../protocol/worker.js';
 import { APP_LOAD_ERROR, WORKER_BOOT_ERROR } from '../protocol/worker.js';
 import { workerTitle } from '../titles.js';
+import { primaryGid } from '../users.js';
 import { type AccessLog, createAccessLog } from './access-log.js';
 import { importModule, loadApp } from './load-app.js';
 import { WorkerRequestStats } from './request-stats.js';
@@ -169,8 +170,9 @@ export class WorkerRuntime implements WorkerInfo {
   private watchParent(): void {
     const orphaned = () => {
       if (this.phase === 'exiting') return;
+      this.phase = 'exiting';
       this.log.info(`Parent changed, shutting down: worker ${process.pid}`);
-      this.exit(0);
+      void this.exitAfterHook(0);
     };
     process.on('disconnect', orphaned);
     const timer = setInterval(() => {
@@ -194,16 +196,10 @@ export class WorkerRuntime implements WorkerInfo {
     if (this.phase === 'exiting') return;
     const wasBooting = this.phase === 'booting';
     this.phase = 'exiting';
-    this.log.info({ why }, `Worker exiting (pid: ${process.pid})`);
-    if (!wasBooting && this.serving) {
-      const clean = await this.serving.tracker.drain(
-        this.serving.servers,
-        this.payload.settings.gracefulTimeout * 1000,
-      );
-      if (!clean) this.log.warn('Graceful timeout: in-flight requests were cut');
-    }
-    await runHookSafely(this.log, this.hooks, 'workerExit', this.server, this);
-    this.exit(0);
+    if (wasBooting) {
+      this.log.info({ why }, `Worker exiting (pid: ${process.pid})`);
+      await this.exitAfterHook(0);
+    } else await this.drainThenExit(why, 0);
   }
 
   /** INT/QUIT: `workerInt`, then exit now. */
@@ -224,6 +220,14 @@ export class WorkerRuntime implements WorkerInfo {
     this.exit(1);
   }
 
+  /**
+   * An uncaught exception or unhandled rejection. While booting it is a boot failure (3).
+   * Once serving, the process state may be damaged, but the error belongs to one request:
+   * the worker tells the master it retires (its replacement boots at once), stops
+   * accepting, lets its other in-flight requests finish (up to `gracefulTimeout`; the one
+   * that threw may never answer), runs `workerExit` and exits 1. Exiting at once would
+   * reset every other request in flight on this worker.
+   */
   private crash(err: unknown): void {
     if (!this.booted) {
       this.fatal(
@@ -234,20 +238,62 @@ export class WorkerRuntime implements WorkerInfo {
       return;
     }
     this.log.error({ err }, 'Exception in worker process');
-    this.exit(1);
+    this.failRequest();
+    if (this.phase === 'exiting') return; // already on its way out: the drain goes on
+    this.phase = 'exiting';
+    this.send({ type: 'retiring' });
+    void this.drainThenExit('uncaught exception', 1);
   }
 
-  /** Exits with 3 or 4 after telling the master why. */
+  /**
+   * The request whose code threw will never answer: a 500 (or, once its headers are out, a
+   * cut), so that the drain does not wait `gracefulTimeout` for it.
+   */
+  private failRequest(): void {
+    const res = this.serving?.tracker.currentResponse();
+    if (!res || res.writableEnded) return;
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.statusCode = 500;
+    res.setHeader('Connection', 'close');
+    res.setHeader('Content-Type', 'text/plain');
+    res.end('Internal Server Error\n');
+  }
+
+  /** Exits with 3 or 4 after telling the master why (and running `workerExit`). */
   private fatal(code: 3 | 4, message: string, err: unknown): void {
     if (this.phase === 'exiting') return;
     this.phase = 'exiting';
     this.log.error({ err, code }, message);
-    const done = () => this.exit(code);
-    const timer = setTimeout(done, 500);
-    this.send({ type: 'fatal', code, message }, () => {
-      clearTimeout(timer);
-      done();
+    const sent = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 500);
+      this.send({ type: 'fatal', code, message }, () => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
+    void sent.then(() => this.exitAfterHook(code));
+  }
+
+  /** Stops accepting, finishes in-flight requests (up to `gracefulTimeout`), `workerExit`, exit. */
+  private async drainThenExit(why: string, code: number): Promise<void> {
+    this.log.info({ why }, `Worker exiting (pid: ${process.pid})`);
+    if (this.serving) {
+      const clean = await this.serving.tracker.drain(
+        this.serving.servers,
+        this.payload.settings.gracefulTimeout * 1000,
+      );
+      if (!clean) this.log.warn('Graceful timeout: in-flight requests were cut');
+    }
+    await this.exitAfterHook(code);
+  }
+
+  /** gunicorn's `finally`: `workerExit` runs however the worker ends, then it exits. */
+  private async exitAfterHook(code: number): Promise<void> {
+    await runHookSafely(this.log, this.hooks, 'workerExit', this.server, this);
+    this.exit(code);
   }
 
   private send(message: WorkerMessage, callback?: () => void): void {
@@ -267,12 +313,19 @@ export class WorkerRuntime implements WorkerInfo {
 
 /**
  * Switches to `group` then `user` (gunicorn's order; after `postFork`, which runs with the
- * master's rights). A root process also drops its supplementary groups.
+ * master's rights). As root, the supplementary groups become those of `user` (initgroups,
+ * as nginx and supervisord do), or just `group` when no user is given: never root's own.
+ * Without `group`, a `user` brings its primary group from the passwd database.
  */
-function dropPrivileges(user: number | undefined, group: number | undefined): void {
-  if (group !== undefined && process.getgid?.() !== group) {
-    if (process.getuid?.() === 0) process.setgroups?.([group]);
-    process.setgid?.(group);
+export function dropPrivileges(user: number | undefined, group: number | undefined): void {
+  const gid = group ?? (user !== undefined ? primaryGid(user) : undefined);
+  if (process.getuid?.() === 0) {
+    // initgroups is in Node's API on POSIX, not in @types/node's Process
+    const initgroups = (process as { initgroups?: (user: number, extra: number) => void })
+      .initgroups;
+    if (user !== undefined && user !== 0 && initgroups) initgroups(user, gid ?? 0);
+    else if (gid !== undefined) process.setgroups?.([gid]);
   }
+  if (gid !== undefined && process.getgid?.() !== gid) process.setgid?.(gid);
   if (user !== undefined && process.getuid?.() !== user) process.setuid?.(user);
 }

@@ -1,3 +1,5 @@
+// The passwd and group databases, read the way every arb process needs them: the owner of
+// a unix socket file, the user and group of the workers and of each companion.
 import { readFileSync } from 'node:fs';
 
 /** A user from the passwd database: its id and primary group. */
