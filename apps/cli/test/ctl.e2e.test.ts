@@ -270,6 +270,15 @@ describe('arb ctl', () => {
       'the new master on the control socket',
     );
     expect((status.body.workers as Worker[]).length).toBe(2);
+    // its workers were started as `[app.2]`: promoted, they carry the plain name again
+    const title = (pid: number) =>
+      fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '');
+    await waitFor(
+      () => (status.body.workers as Worker[]).every((w) => title(w.pid) === 'arb: worker [app]'),
+      5000,
+      'the plain worker title after promotion',
+    );
+    expect(title(newPid)).toMatch(/^arb: master \[app\]/);
     expect((await request(target)).status).toBe(200);
     const down = await ctlJson(['shutdown'], cwd);
     expect(down.body.ok).toBe(true);

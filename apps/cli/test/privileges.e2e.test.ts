@@ -75,3 +75,30 @@ export default (req, res) => {
     expect(seen.secret).toBe('denied');
   });
 });
+
+describe('an app file the workers user cannot read', () => {
+  it('is reported as permission denied, naming the file and the uid: exit 4', async (ctx) => {
+    if (process.getuid?.() !== 0 || !nobody()) {
+      process.stderr.write('skipped: needs root and a user named nobody\n');
+      ctx.skip();
+      return;
+    }
+    const cwd = tempDir();
+    dirs.push(cwd);
+    fs.chmodSync(cwd, 0o755);
+    const app = path.join(cwd, 'app.mjs');
+    fs.writeFileSync(app, 'export default (q, s) => s.end("x");\n', { mode: 0o600 });
+    const a = new ArbProcess(
+      ['-u', 'nobody', '-b', '127.0.0.1:0', '--ctl-socket', 'none', 'app.mjs'],
+      {
+        cwd,
+      },
+    );
+    running.push(a);
+    expect(await a.exited()).toBe(4);
+    expect(a.stderr).toContain(
+      `cannot load app 'app.mjs': permission denied reading ${app} (as uid ${nobody()!.uid})`,
+    );
+    expect(a.stderr).not.toContain('no file');
+  });
+});

@@ -97,8 +97,13 @@ describe('maxWorkers: an upper bound on workers', () => {
     running.push(a);
     await a.ready();
     const add = await ctlJson(['workers', 'add', '10000'], cwd);
-    expect(add.body.ok).toBe(false);
-    expect(String(add.body.error)).toContain('10001 is above maxWorkers (3)');
+    expect(add.body).toEqual({
+      ok: false,
+      error: 'workers: 10001 is above maxWorkers (3); raise --max-workers to run more',
+    });
+    expect(add.code).toBe(1);
+    // a refusal, not an error of the master
+    expect(a.logs.some((e) => e.level === 50)).toBe(false);
     const ok = await ctlJson(['workers', 'add', '2'], cwd);
     expect(ok.body).toMatchObject({ ok: true, total: 3 });
     const status = await ctlJson(['status'], cwd);

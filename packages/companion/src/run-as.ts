@@ -11,8 +11,12 @@
 import { spawn } from 'node:child_process';
 import { dropFromEnv } from './drop-privileges.js';
 
-/** Signals that reach the whole group: the command acts on them, this process must not die. */
+/**
+ * Signals that reach the whole group: the command acts on them, this process must not die
+ * (nor, for SIGUSR1, open Node's inspector, which a listener prevents).
+ */
 const FORWARDED: NodeJS.Signals[] = [
+  'SIGUSR1',
   'SIGTERM',
   'SIGINT',
   'SIGHUP',

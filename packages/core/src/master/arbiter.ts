@@ -377,6 +377,7 @@ export class Arbiter implements ServerView {
       }
     }
     process.title = masterTitle(this.procName);
+    this.pool.tell({ type: 'title', procName: this.procName });
     // the socket files the old master created are ours now: our final stop removes them
     // (only for listeners handed over by ARB_FD, matched one to one with the config)
     if (!this.systemd && this.generations.current.boundAs) {

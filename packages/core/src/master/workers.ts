@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { Heartbeat } from '../protocol/heartbeat.js';
 import {
   isWorkerMessage,
+  type MasterMessage,
   type StatsMessage,
   WORKER_ENV,
   type WorkerMessage,
@@ -359,6 +360,13 @@ export class WorkerPool {
   async killNow(worker: WorkerProcess): Promise<void> {
     worker.on('kill');
     await this.kill(worker, 'SIGKILL');
+  }
+
+  /** Sends every live worker a message (best effort: a worker on its way out may miss it). */
+  tell(message: MasterMessage): void {
+    for (const w of this.all()) {
+      if (w.child?.connected) w.child.send(message, undefined, {}, () => {});
+    }
   }
 
   async killAll(sig: NodeJS.Signals): Promise<void> {

@@ -1,4 +1,5 @@
 import type { Listener } from '@arb/sock';
+import { SettingError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { type Lineage, newMasterPid, parentMasterPid } from '../master/lineage.js';
 import type { ReloadOutcome } from '../master/reload.js';
@@ -130,7 +131,13 @@ export class CtlHandlers {
     }
     const previous = this.host.numWorkers;
     const total = action === 'add' ? previous + count : Math.max(1, previous - count);
-    if (total !== previous) await this.host.setNumWorkers(total);
+    try {
+      if (total !== previous) await this.host.setNumWorkers(total);
+    } catch (err) {
+      // above maxWorkers: a refusal for the caller, not an error of the master
+      if (err instanceof SettingError) return { ok: false, error: err.message };
+      throw err;
+    }
     this.host.signals.wake();
     return action === 'add'
       ? { ok: true, added: total - previous, previous, total }

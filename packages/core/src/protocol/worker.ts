@@ -72,6 +72,11 @@ export type WorkerMessage =
   /** Requests counted since the previous one (every `STATS_INTERVAL_MS`, when any). */
   | StatsMessage;
 
+/** Master → worker, over the IPC channel. */
+export type MasterMessage =
+  /** The master was promoted (an upgrade): take the plain title, `arb: worker [name]`. */
+  { type: 'title'; procName: string };
+
 /** A message the master acts on; anything else on the channel is ignored. */
 export function isWorkerMessage(m: unknown): m is WorkerMessage {
   if (typeof m !== 'object' || m === null) return false;

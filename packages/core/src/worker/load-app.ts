@@ -70,8 +70,24 @@ export async function loadApp(spec: string, dir: string): Promise<LoadedApp> {
  */
 export function appFile(spec: string, dir: string): string {
   const file = path.resolve(dir, splitAppSpec(spec).module);
-  if (!fs.existsSync(file)) throw new AppLoadError(spec, `no file ${file}`);
+  checkReadable(spec, file);
   return file;
+}
+
+/** `no file X`, or `permission denied reading X` for this process's user (`-u`), or nothing. */
+function checkReadable(what: string, file: string): void {
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new AppLoadError(
+        what,
+        `permission denied reading ${file} (as uid ${process.getuid?.()})`,
+      );
+    }
+    throw new AppLoadError(what, `no file ${file}`);
+  }
 }
 
 /** Imports a module file by path: native `import()` for JS, jiti for TypeScript. */
@@ -81,7 +97,7 @@ export async function importModule(
   dir: string,
 ): Promise<Record<string, unknown>> {
   const file = path.resolve(dir, modulePath);
-  if (!fs.existsSync(file)) throw new AppLoadError(what, `no file ${file}`);
+  checkReadable(what, file);
   try {
     if (TS_FILE.test(file)) {
       const { createJiti } = await import('jiti');

@@ -9,7 +9,7 @@ import {
 } from '../hooks.js';
 import { createLogger, type LogSink } from '../logger.js';
 import { startHeartbeat } from '../protocol/heartbeat.js';
-import type { WorkerMessage, WorkerPayload } from '../protocol/worker.js';
+import type { MasterMessage, WorkerMessage, WorkerPayload } from '../protocol/worker.js';
 import { APP_LOAD_ERROR, WORKER_BOOT_ERROR } from '../protocol/worker.js';
 import { workerTitle } from '../titles.js';
 import { primaryGid } from '../users.js';
@@ -175,6 +175,12 @@ export class WorkerRuntime implements WorkerInfo {
       void this.exitAfterHook(0);
     };
     process.on('disconnect', orphaned);
+    // the master's messages: a promoted master gives its workers the plain title
+    process.on('message', (m: MasterMessage) => {
+      if (m?.type === 'title' && typeof m.procName === 'string') {
+        process.title = workerTitle(m.procName);
+      }
+    });
     const timer = setInterval(() => {
       if (process.ppid !== this.payload.masterPid) orphaned();
     }, ORPHAN_POLL_MS);
