@@ -4,7 +4,7 @@
 /** What `new Arbiter()` takes: settings, hooks, `configModule`, `sidecar`, `control`, `reloadConfig`. */
 export type { ArbiterConfig } from './config.js';
 /** The errors a caller may want to tell apart. */
-export { AppLoadError, ArbError, PidfileError, SettingError } from './errors.js';
+export { AppLoadError, PidfileError, SettingError } from './errors.js';
 /** The hooks a config may define, their names, and how to pick them out of a module. */
 export {
   type ArbiterHooks,
