@@ -42,7 +42,8 @@ export interface RunGuardOptions {
   graceMs?: number;
   /**
    * Entries of the run's temp dir that belong to tools, not tests (removed with it, not
-   * reported). Default: `jiti` (the transpile cache of the config loader).
+   * reported). Default: `jiti` (the transpile cache of the config loader) and
+   * `node-compile-cache` (Node's module compile cache, which arb turns on from 22.1).
    */
   caches?: string[];
 }
@@ -133,7 +134,7 @@ export function guardRun(options: RunGuardOptions): () => Promise<void> {
         // exited meanwhile
       }
     }
-    const caches = new Set(options.caches ?? ['jiti']);
+    const caches = new Set(options.caches ?? ['jiti', 'node-compile-cache']);
     const entries = fs
       .readdirSync(runDir)
       .filter((e) => !caches.has(e))

@@ -26,17 +26,30 @@ export class Pidfile {
    */
   create(pid: number): void {
     const dir = path.dirname(this.path);
-    if (!fs.existsSync(dir)) {
+    const dirStat = fs.statSync(dir, { throwIfNoEntry: false });
+    if (!dirStat) {
       throw new PidfileError(
         this.path,
         `Can't create pidfile ${this.path}: directory ${dir} doesn't exist`,
+      );
+    }
+    if (!dirStat.isDirectory()) {
+      throw new PidfileError(
+        this.path,
+        `Can't create pidfile ${this.path}: ${dir} is not a directory`,
       );
     }
     if (fs.statSync(this.path, { throwIfNoEntry: false })?.isDirectory()) {
       throw new PidfileError(this.path, `Can't create pidfile ${this.path}: it is a directory`);
     }
     const tmp = path.join(dir, `.${path.basename(this.path)}.${process.pid}.${Date.now()}.tmp`);
-    const fd = fs.openSync(tmp, 'wx', 0o644);
+    let fd: number;
+    try {
+      fd = fs.openSync(tmp, 'wx', 0o644);
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      throw new PidfileError(this.path, `Can't create pidfile ${this.path}: ${why}`);
+    }
     try {
       fs.writeSync(fd, `${pid}\n`);
     } finally {
