@@ -90,10 +90,12 @@ export default (req, res) => res.end(String(process.pid));
     // the first worker was never touched: one boot of slot 1 backed off, not the service
     const booted = a.logs.filter((e) => String(e.msg).startsWith('Booting worker')).length;
     expect(booted).toBe(6);
-    expect(a.logs.some((e) => String(e.msg).startsWith('Worker 2 keeps failing to boot'))).toBe(
-      true,
+    // whichever slot's process claimed the failing boots (the two race to import): that
+    // slot alone backs off
+    const slots = new Set(
+      a.logs.flatMap((e) => /^Worker (\d+) keeps failing to boot/.exec(String(e.msg))?.[1] ?? []),
     );
-    expect(a.logs.some((e) => String(e.msg).startsWith('Worker 1 keeps failing'))).toBe(false);
+    expect(slots.size).toBe(1);
   });
 });
 
