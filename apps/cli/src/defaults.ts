@@ -1,9 +1,16 @@
-import { DEFAULTS } from '@arb/core';
+import { DEFAULTS, inContainer } from '@arb/core';
 import { ConfigError } from './errors.js';
 import type { ParsedConfig } from './schema.js';
 
-/** Defaults of DESIGN's option table; `PORT` and `WEB_CONCURRENCY` as Heroku-style hosts set them. */
-export function defaultsFrom(env: NodeJS.ProcessEnv): ParsedConfig {
+/**
+ * Defaults of DESIGN's option table; `PORT` and `WEB_CONCURRENCY` as Heroku-style hosts set
+ * them; `subreaper` on in a container (`inContainer`: this process is PID 1, or the
+ * environment and files of Docker, podman or Kubernetes are there).
+ */
+export function defaultsFrom(
+  env: NodeJS.ProcessEnv,
+  container: () => boolean = () => inContainer(process.pid, env),
+): ParsedConfig {
   const problems: string[] = [];
   let bind = ['127.0.0.1:8000'];
   if (env.PORT !== undefined && env.PORT !== '') {
@@ -21,5 +28,5 @@ export function defaultsFrom(env: NodeJS.ProcessEnv): ParsedConfig {
   }
   if (problems.length) throw new ConfigError('environment', problems);
   const { workerExecArgv: _argv, ...plain } = DEFAULTS;
-  return { ...plain, env: {}, bind, workers };
+  return { ...plain, env: {}, bind, workers, subreaper: container() };
 }

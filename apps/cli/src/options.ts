@@ -129,6 +129,18 @@ export const OPTIONS: readonly OptionSpec[] = [
       'SO_REUSEPORT on the listeners: another arb may bind the same address (Node.js >= 22.12)',
   },
   {
+    flags: '--subreaper',
+    key: 'subreaper',
+    description:
+      'reap the orphans of workers and companions as a child subreaper (Linux; as PID 1 arb always reaps)',
+    defaultText: 'on in a container',
+  },
+  {
+    flags: '--no-subreaper',
+    key: 'subreaper',
+    description: 'do not become a child subreaper',
+  },
+  {
     flags: '--umask <mode>',
     key: 'umask',
     description: 'umask for unix sockets and worker files, octal',

@@ -30,6 +30,7 @@ export interface ResolvedConfig extends Omit<ParsedConfig, HookName | 'bind' | '
   maxRequests: number;
   maxRequestsJitter: number;
   reusePort: boolean;
+  subreaper: boolean;
   umask: number;
   env: Record<string, string>;
   preload: boolean;

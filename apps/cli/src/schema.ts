@@ -189,6 +189,7 @@ const configEntries = {
   maxRequests: v.optional(count(0)),
   maxRequestsJitter: v.optional(count(0)),
   reusePort: v.optional(v.boolean('must be true or false')),
+  subreaper: v.optional(v.boolean('must be true or false')),
   umask: v.optional(umask),
   user: v.optional(v.union([text, count(0)])),
   group: v.optional(v.union([text, count(0)])),

@@ -22,6 +22,6 @@ export type { SidecarSpec } from './master/sidecar.js';
 export type { ControlOptions } from './ops/control.js';
 export type { CompanionSummary } from './ops/metrics.js';
 /** The plain settings and their defaults (the CLI shows and merges them). */
-export { type ArbiterSettings, aboveMaxWorkers, DEFAULTS } from './settings.js';
+export { type ArbiterSettings, aboveMaxWorkers, DEFAULTS, inContainer } from './settings.js';
 /** The app loader the workers use (the CLI's `--check-config` loads the app the same way). */
 export { appFile, loadApp } from './worker/load-app.js';

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SettingError } from './errors.js';
@@ -72,9 +73,19 @@ export interface ArbiterSettings {
    * it is rolled back. Unset or 0: max(timeout, 30).
    */
   bootTimeout?: number;
+  /**
+   * Linux: the master becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`), so processes
+   * orphaned by workers and companions are re-parented to it and reaped, not leaked. As
+   * PID 1 the master reaps orphans whatever this says. Read once at start. Default: on in
+   * a container ({@link inContainer}).
+   */
+  subreaper: boolean;
 }
 
-export const DEFAULTS: Omit<ArbiterSettings, 'app' | 'procName' | 'chdir' | 'workerTmpDir'> = {
+export const DEFAULTS: Omit<
+  ArbiterSettings,
+  'app' | 'procName' | 'chdir' | 'workerTmpDir' | 'subreaper'
+> = {
   bind: ['127.0.0.1:8000'],
   workers: 1,
   maxWorkers: 256,
@@ -121,7 +132,8 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
   count(s, 'umask', 0);
   if (s.umask > 0o777) throw new SettingError('umask', s.umask, 'must be at most 0o777');
   for (const k of ['user', 'group'] as const) if (s[k] !== undefined) count(s, k, 0);
-  for (const k of ['reusePort', 'preload'] as const) {
+  if (s.subreaper === undefined) s.subreaper = inContainer();
+  for (const k of ['reusePort', 'preload', 'subreaper'] as const) {
     if (typeof s[k] !== 'boolean') throw new SettingError(k, s[k], 'must be a boolean');
   }
   if (!LOG_LEVELS.includes(s.logLevel)) {
@@ -144,6 +156,25 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
   s.chdir = path.resolve(s.chdir);
   if (!s.procName) s.procName = defaultProcName(s.app);
   return s;
+}
+
+/**
+ * True when this process runs in a container: it is PID 1, or Docker's `/.dockerenv`,
+ * podman's `/run/.containerenv`, Kubernetes' `KUBERNETES_SERVICE_HOST` or the `container`
+ * variable (systemd-nspawn, podman) is there. The default of `subreaper`.
+ */
+export function inContainer(
+  pid = process.pid,
+  env: NodeJS.ProcessEnv = process.env,
+  exists: (file: string) => boolean = fs.existsSync,
+): boolean {
+  return (
+    pid === 1 ||
+    env.KUBERNETES_SERVICE_HOST !== undefined ||
+    env.container !== undefined ||
+    exists('/.dockerenv') ||
+    exists('/run/.containerenv')
+  );
 }
 
 /** The one line that refuses more workers than `maxWorkers`. */

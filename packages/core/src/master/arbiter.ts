@@ -31,6 +31,7 @@ import {
   SOLE,
 } from './lineage.js';
 import { handOverLogFiles, reopenLogs } from './log-files.js';
+import { Orphans } from './orphans.js';
 import { Pidfile } from './pidfile.js';
 import { stopChildren } from './shutdown.js';
 import { SidecarSlot } from './sidecar.js';
@@ -58,6 +59,8 @@ export class Arbiter implements ServerView {
   readonly reloader: Reloader;
   /** systemd notifications, metrics and the control socket (`ops/control.ts`). */
   readonly control: ArbiterControl;
+  /** PID 1 duties: orphans re-parented to the master are reaped (see `orphans.ts`). */
+  readonly orphans: Orphans;
   /** The config in force, generation by generation. */
   readonly generations: Generations;
   /** Resolves true once the first generation of workers all serve, false if it never does. */
@@ -104,6 +107,11 @@ export class Arbiter implements ServerView {
       log: this.log,
       context: () => ({ masterPid: process.pid, procName: this.procName, log: this.log }),
       onExit: () => this.signals.wake(),
+    });
+    this.orphans = new Orphans({
+      log: this.log,
+      wake: () => this.signals.wake(),
+      subreaper: settings.subreaper,
     });
     this.serving = new Promise((resolve) => {
       this.resolveServing = resolve;
@@ -197,6 +205,7 @@ export class Arbiter implements ServerView {
   /** One pass of the loop: everything that happened since the last one, in this order. */
   async pass(): Promise<void> {
     await this.pool.reap();
+    this.orphans.reap();
     this.upgrader.reap();
     for (const sig of this.signals.drain()) await this.handleSignal(sig);
     await this.reloader.step();
@@ -235,6 +244,8 @@ export class Arbiter implements ServerView {
     this.log.info(`Starting arb (node ${process.version})`);
     this.lineage = initialLineage(process.env);
     this.pid = process.pid;
+    // first: before a preload or a hook spawns anything, and before orphans can appear
+    if (this.deps.installSignals) this.orphans.start();
     // gunicorn's setup() assigns num_workers first (old value None)
     await runHookSafely(this.log, this.hooks, 'nworkersChanged', this, this.numWorkers, undefined);
     if (this.settings.preload) await loadApp(this.settings.app, this.settings.chdir);
@@ -466,6 +477,7 @@ export class Arbiter implements ServerView {
   private finish(): void {
     for (const [sig, listener] of this.signalListeners) process.off(sig, listener);
     this.signalListeners.clear();
+    this.orphans.stop();
     this.upgrader.disconnect();
     if (!this.servingSettled) {
       this.servingSettled = true;

@@ -1,6 +1,7 @@
 import type { Logger } from '../logger.js';
 import type { ArbiterSettings } from '../settings.js';
 import type { ArbiterDeps } from './deps.js';
+import type { Orphans } from './orphans.js';
 import type { SidecarSlot } from './sidecar.js';
 import { msUntil, type Wakeup } from './wakeup.js';
 import type { WorkerPool } from './workers.js';
@@ -13,6 +14,8 @@ export interface StoppingMaster {
   readonly sidecar: SidecarSlot;
   readonly signals: Wakeup;
   readonly log: Logger;
+  /** Orphans exit during a stop too (a worker's children when it is killed). */
+  readonly orphans?: Pick<Orphans, 'reap'>;
 }
 
 /**
@@ -30,6 +33,7 @@ export async function stopChildren(a: StoppingMaster, graceful: boolean): Promis
   let workersKilled = false;
   for (;;) {
     await a.pool.reap(false);
+    a.orphans?.reap();
     const t = a.deps.now();
     if (graceful && a.signals.take(['SIGINT', 'SIGQUIT'])) {
       a.log.info('Quick shutdown requested');
@@ -55,5 +59,6 @@ export async function stopChildren(a: StoppingMaster, graceful: boolean): Promis
   while ((a.pool.size > 0 || a.sidecar.running) && a.deps.now() < until) {
     await a.signals.sleep(msUntil(a.deps.now(), [until]));
     await a.pool.reap(false);
+    a.orphans?.reap();
   }
 }

@@ -1,12 +1,11 @@
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import type { Logger } from '../logger.js';
+import { loadLibc } from './libc.js';
 
 /**
  * sd_notify(3) for the master. Node core has no AF_UNIX datagram sockets, so the datagram
- * is sent through `koffi` (an FFI with prebuilt binaries shipped inside npm packages, no
- * compiler needed) calling libc's socket/sendto/close directly. That gives exact control
- * of the address: a path, or an abstract name (`@name` → `\0name`, with the exact length
+ * is sent through `koffi` (see `libc.ts`) calling libc's socket/sendto/close directly.
+ * That gives exact control of the address: a path, or an abstract name (`@name` → `\0name`, with the exact length
  * systemd binds it with; the usual addons pad or truncate it). `koffi` is an optional
  * dependency: without it, or off Linux, a warning is logged once and every call is a no-op.
  * Without `NOTIFY_SOCKET` everything is a silent no-op (gunicorn's behaviour).
@@ -40,15 +39,6 @@ export function sockaddrUn(address: string): Buffer {
   return buf;
 }
 
-/** The little of koffi's API used here (it is an optional dependency: no type import). */
-interface KoffiLib {
-  func(signature: string): (...args: unknown[]) => unknown;
-}
-interface Koffi {
-  load(name: string): KoffiLib;
-  errno(): number;
-}
-
 let cachedSender: DatagramSender | null | undefined;
 let loadError: string | undefined;
 
@@ -56,39 +46,18 @@ let loadError: string | undefined;
 export function loadDatagramSender(): DatagramSender | null {
   if (cachedSender !== undefined) return cachedSender;
   cachedSender = null;
-  if (process.platform !== 'linux') {
-    loadError = `sd_notify is only supported on Linux (this is ${process.platform})`;
+  const loaded = loadLibc();
+  if ('error' in loaded) {
+    loadError = loaded.error;
     return null;
   }
+  const { lib, errno } = loaded.libc;
   try {
-    const require = createRequire(import.meta.url);
-    const koffi = require('koffi') as Koffi;
-    let libc: KoffiLib | undefined;
-    let lastErr: unknown;
-    for (const name of [
-      'libc.so.6',
-      `libc.musl-${process.arch === 'x64' ? 'x86_64' : 'aarch64'}.so.1`,
-    ]) {
-      try {
-        libc = koffi.load(name);
-        break;
-      } catch (err) {
-        lastErr = err;
-      }
-    }
-    if (!libc) throw lastErr;
-    const socket = libc.func('int socket(int domain, int type, int protocol)');
-    const sendto = libc.func(
+    const socket = lib.func('int socket(int domain, int type, int protocol)');
+    const sendto = lib.func(
       'long sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t addrlen)',
     );
-    const close = libc.func('int close(int fd)');
-    const errno = () => {
-      try {
-        return koffi.errno();
-      } catch {
-        return 0;
-      }
-    };
+    const close = lib.func('int close(int fd)');
     cachedSender = (address, payload) => {
       const addr = sockaddrUn(address);
       const fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0) as number;
