@@ -5,7 +5,6 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { retryOnPortInUse } from '@arb/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import {
@@ -76,8 +75,7 @@ function resolve(args: string[], env: NodeJS.ProcessEnv = {}): Resolved {
 
 /**
  * Starts arb through the launcher, its control socket in `cwd` rather than the image's
- * /tmp/arb.ctl (the command line beats the config file); a port taken meanwhile throws
- * EADDRINUSE (retried).
+ * /tmp/arb.ctl (the command line beats the config file), and waits until it serves.
  */
 async function start(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
   const ctl = ['--ctl-socket', path.join(cwd, 'arb.ctl')];
@@ -94,6 +92,13 @@ async function start(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
   return a;
 }
 
+/** The example's flags with every address on 127.0.0.1, port 0 (the ports are read from the logs). */
+const LOCAL_ADDRESSES = {
+  '--bind': '127.0.0.1:0',
+  '--health-bind': '127.0.0.1:0',
+  '--metrics-bind': '127.0.0.1:0',
+};
+
 const local = (port: number) => ({ host: '127.0.0.1', port });
 
 /** The app's TCP address (the examples bind no unix socket). */
@@ -103,9 +108,10 @@ async function tcp(a: ArbProcess): Promise<{ host: string; port: number }> {
   return t;
 }
 
-async function metricsPort(a: ArbProcess): Promise<number> {
-  const line = await a.log((e) => typeof e.metrics === 'string', 'Metrics at');
-  return Number(new URL(line.metrics as string).port);
+/** The port of an endpoint server (`metrics`, `health`), from its `... at <url>` log line. */
+async function endpointPort(a: ArbProcess, what: 'metrics' | 'health'): Promise<number> {
+  const line = await a.log((e) => typeof e[what] === 'string', `${what} server listening`);
+  return Number(new URL(line[what] as string).port);
 }
 
 /** Refused: nothing listens on the port any more. */
@@ -155,19 +161,10 @@ describe('examples/docker', () => {
     const cmd = execForm(onlyInstruction(all, 'CMD').value);
     const probe = healthcheckCommand(onlyInstruction(all, 'HEALTHCHECK').value);
     const healthPort = portOf(flagValue(cmd, '--health-bind')!);
+    // the CMD's own flags, with local addresses on free ports
     const cwd = image();
-    // the CMD's own flags, with free local addresses (a fixed health port is retried if taken)
-    const a = await retryOnPortInUse((port) =>
-      start(
-        withValues(cmd, {
-          '--bind': '127.0.0.1:0',
-          '--health-bind': `127.0.0.1:${port}`,
-          '--metrics-bind': '127.0.0.1:0',
-        }),
-        cwd,
-      ).then((arb) => ({ arb, port })),
-    );
-    const master = a.arb;
+    const master = await start(withValues(cmd, LOCAL_ADDRESSES), cwd);
+    const health = await endpointPort(master, 'health');
     // the launcher exec'd node: the process docker would start is the master itself
     const serving = await master.ready();
     expect(serving.pid).toBe(master.pid);
@@ -176,19 +173,21 @@ describe('examples/docker', () => {
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ method: 'GET', url: '/hello' });
     master.pids.add(JSON.parse(res.body).pid);
-    expect((await request(local(a.port), { path: '/livez' })).status).toBe(200);
-    expect((await request(local(a.port), { path: '/readyz' })).status).toBe(200);
-    expect((await request(local(a.port), { path: '/' })).status).toBe(404);
-    const metrics = await request(local(await metricsPort(master)), { path: '/metrics' });
+    expect((await request(local(health), { path: '/livez' })).status).toBe(200);
+    expect((await request(local(health), { path: '/readyz' })).status).toBe(200);
+    expect((await request(local(health), { path: '/' })).status).toBe(404);
+    const metrics = await request(local(await endpointPort(master, 'metrics')), {
+      path: '/metrics',
+    });
     expect(metrics.status).toBe(200);
     expect(metrics.body).toMatch(/^arb_workers_alive \d+$/m);
     // the image's HEALTHCHECK command, pointed at this health port
-    const check = probe.map((w) => w.replace(`:${healthPort}/`, `:${a.port}/`));
+    const check = probe.map((w) => w.replace(`:${healthPort}/`, `:${health}/`));
     expect(check).not.toEqual(probe);
     const checked = spawnSync(check[0] === 'node' ? process.execPath : check[0]!, check.slice(1));
     expect(checked.status, String(checked.stderr)).toBe(0);
     expect(await master.stop()).toBe(0);
-    expect(await refused(a.port)).toBe(true);
+    expect(await refused(health)).toBe(true);
     expect(await refused(target.port)).toBe(true);
     expect(fs.existsSync(path.join(cwd, 'arb.ctl'))).toBe(false);
   });
@@ -378,18 +377,10 @@ describe('examples/kubernetes', () => {
     const { container } = manifests();
     const delay = Number(flagValue(container.args, '--shutdown-delay'));
     expect(delay).toBeGreaterThan(0);
-    const cwd = image();
-    const { arb: a, port } = await retryOnPortInUse((p) =>
-      start(
-        withValues(container.args, {
-          '--bind': '127.0.0.1:0',
-          '--health-bind': `127.0.0.1:${p}`,
-          '--metrics-bind': '127.0.0.1:0',
-        }),
-        cwd,
-        { WEB_CONCURRENCY: '2' },
-      ).then((arb) => ({ arb, port: p })),
-    );
+    const a = await start(withValues(container.args, LOCAL_ADDRESSES), image(), {
+      WEB_CONCURRENCY: '2',
+    });
+    const port = await endpointPort(a, 'health');
     const target = await tcp(a);
     expect((await request(local(port), { path: '/readyz' })).status).toBe(200);
     const termAt = Date.now();
