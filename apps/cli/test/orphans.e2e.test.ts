@@ -5,6 +5,7 @@
 // leaves them to whoever is above.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ArbProcess, alive, cleanup, request, type Target, tempDir, waitFor } from './harness.js';
@@ -103,6 +104,40 @@ function project(config: Record<string, unknown>): string {
     JSON.stringify({ app: './app.mjs', bind: '127.0.0.1:0', ...config }),
   );
   return d;
+}
+
+/**
+ * Makes this test process a child subreaper (prctl through koffi, as arb does) and reaps the
+ * given pids by pid once they exited; `reap` is true when none of them is left.
+ */
+function testSubreaper(): { reap(pids: number[]): boolean; off(): void } {
+  const require = createRequire(createRequire(import.meta.url).resolve('@arb/core'));
+  const koffi = require('koffi') as {
+    load(name: string): { func(signature: string): (...args: unknown[]) => number };
+  };
+  const libc = koffi.load('libc.so.6');
+  const prctl = libc.func(
+    'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+  );
+  const waitpid = libc.func('int waitpid(int pid, void *status, int options)');
+  const PR_SET_CHILD_SUBREAPER = 36;
+  const WNOHANG = 1;
+  expect(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)).toBe(0);
+  const status = Buffer.alloc(4);
+  const left = new Set<number>();
+  return {
+    reap(pids) {
+      for (const pid of pids) left.add(pid);
+      for (const pid of [...left]) {
+        const r = waitpid(pid, status, WNOHANG);
+        if (r === pid || (r === -1 && !fs.existsSync(`/proc/${pid}`))) left.delete(pid);
+      }
+      return left.size === 0;
+    },
+    off() {
+      prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+    },
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -235,28 +270,37 @@ describe('arb as a child subreaper (not PID 1)', () => {
   });
 
   it('--no-subreaper: the orphans are not re-parented to the master', async () => {
+    // this test process is the subreaper above arb: the orphans come to it (proving they went
+    // past the master) and it reaps them, so no zombie is left to the machine's init
+    const adopter = testSubreaper();
     const mark = `nosub-${process.pid}-${Date.now()}`;
-    const a = new ArbProcess(['--no-subreaper', '--log-level', 'debug'], {
-      cwd: project({}),
-      env: { MARK: mark },
-    });
-    running.push(a);
-    const target = await a.tcpTarget();
-    // few: they end as zombies of whatever is above (the machine's init may not reap them)
-    await orphanRequests(target, 3);
-    // an orphan whose `sh` is gone went above the master
-    const elsewhere = await waitFor(
-      () => {
-        const ours = new Set(tree(a.pid).map((p) => p.pid));
-        return marked(mark).find((p) => cmdline(p.pid) === 'sleep 0.3' && !ours.has(p.pid));
-      },
-      5000,
-      'an orphan outside the master',
-    );
-    expect(elsewhere.ppid).not.toBe(a.pid);
-    expect(marked(mark).filter((p) => p.ppid === a.pid)).toEqual([]);
-    await sleep(800);
-    expect(reapedLines(a)).toEqual([]);
-    expect(await a.stop()).toBe(0);
+    const adopted = new Set<number>();
+    try {
+      const a = new ArbProcess(['--no-subreaper', '--log-level', 'debug'], {
+        cwd: project({}),
+        env: { MARK: mark },
+      });
+      running.push(a);
+      const target = await a.tcpTarget();
+      await orphanRequests(target, 3);
+      const elsewhere = await waitFor(
+        () => marked(mark).find((p) => cmdline(p.pid) === 'sleep 0.3' && p.ppid === process.pid),
+        5000,
+        'an orphan adopted by the test process, past the master',
+      );
+      adopted.add(elsewhere.pid);
+      expect(marked(mark).filter((p) => p.ppid === a.pid)).toEqual([]);
+      for (const p of marked(mark)) if (p.ppid === process.pid) adopted.add(p.pid);
+      await sleep(800);
+      expect(reapedLines(a)).toEqual([]);
+      expect(await a.stop()).toBe(0);
+    } finally {
+      // the orphans are children of this process now: reap exactly those pids, nothing of libuv's
+      for (const p of processes().values()) {
+        if (p.ppid === process.pid && cmdline(p.pid) === '') adopted.add(p.pid);
+      }
+      await waitFor(() => adopter.reap([...adopted]), 5000, 'the adopted orphans reaped');
+      adopter.off();
+    }
   });
 });
