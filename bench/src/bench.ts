@@ -1,6 +1,6 @@
 // `pnpm bench`: throughput matrix, reload/upgrade under load, recovery, overhead.
 // Options (env or flags): --rounds N, --seconds S, --warmup S, --connections C,
-// --only matrix,reload,recovery,overhead, --contenders arb,pm2,..., --quick (smoke run).
+// --only matrix,reload,recovery,overhead,roll, --contenders arb,pm2,..., --quick (smoke run).
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -14,6 +14,7 @@ import { type OverheadResults, overheadBench, overheadReport } from './overhead.
 import { type RecoveryResults, recoveryBench, recoveryReport } from './recovery.js';
 import { type ReloadResults, reloadBench, reloadReport } from './reload.js';
 import { matrixReport, ratioSummary } from './report.js';
+import { rollBench, rollReport } from './roll.js';
 import { type CellResult, type Group, runMatrix } from './rounds.js';
 import { ARB_BIN, BENCH_DIR, installAbortCleanup, log, REPO_DIR, sweepLeftovers } from './util.js';
 
@@ -35,7 +36,7 @@ const rounds = Number(args.rounds ?? (quick ? 1 : 3));
 const seconds = Number(args.seconds ?? (quick ? 2 : 3));
 const warmup = Number(args.warmup ?? 1);
 const connections = Number(args.connections ?? 32);
-const parts = (args.only ?? 'matrix,reload,recovery,overhead').split(',');
+const parts = (args.only ?? 'matrix,reload,recovery,overhead,roll').split(',');
 const contenders = args.contenders ? byName(args.contenders.split(',')) : ALL;
 
 function git(): string {
@@ -164,6 +165,7 @@ async function main() {
   );
   await part('recovery', 'Recovery', () => recoveryBench({ quick }), recoveryReport);
   await part('overhead', 'Overhead', () => overheadBench({ quick }), overheadReport);
+  await part('roll', 'Rolling update behind haproxy', () => rollBench({ connections }), rollReport);
   const bars = barsReport({
     matrix: json.matrix as CellResult[] | undefined,
     reload: json.reload as ReloadResults | undefined,

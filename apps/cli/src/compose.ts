@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   CompanionConfigError,
+  type CompanionsInput,
   managerEntry,
   managerIdentity,
   parseCompanions,
@@ -13,6 +14,7 @@ import { lookupUser, SocketPathError } from '@arb/sock';
 import { controlOptions } from './control-options.js';
 import { ConfigError } from './errors.js';
 import type { ResolvedConfig } from './resolve.js';
+import { type StopBudget, stopBudgetWarnings } from './stop-budget.js';
 import { resolveId } from './users.js';
 
 /** The built `--loader` module for the manager (next to this file in dist/). */
@@ -26,6 +28,7 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
     companions,
     ctl: _ctl,
     metrics: _metrics,
+    health: _health,
     user,
     group,
     ...plain
@@ -42,6 +45,7 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
       path.resolve(cwd, config.chdir ?? '.'),
       config.logLevel,
       { user: resolveId('user', user), group: resolveId('group', group) },
+      { shutdownDelay: config.shutdownDelay, gracefulTimeout: config.gracefulTimeout },
     ),
     control: controlOptions(config, cwd, path.resolve(cwd, config.chdir ?? '.')),
   } as ArbiterConfig;
@@ -100,19 +104,26 @@ function userAndGroup(
  * The companion manager in the arbiter's sidecar slot, when companions are configured. Its
  * identity is the sorted companion config hashes (plus the socket), so a reload restarts it
  * only when a companion changed, compared with what the manager runs now (rereads
- * included). Companions run as `ids` (the workers' -u/-g) unless they name a user.
+ * included). Companions run as `ids` (the workers' -u/-g) unless they name a user. A
+ * companion without a stopTimeout gets the workers' gracefulTimeout: one stop budget
+ * (shutdownDelay + gracefulTimeout) for the tree, and a warning for each that exceeds it.
  */
 export function companionSidecar(
   companions: ResolvedConfig['companions'],
   configFile: string | undefined,
   baseDir: string,
   logLevel: string,
-  ids: { user?: number; group?: number } = {},
+  ids: { user?: number; group?: number },
+  budget: StopBudget,
 ): SidecarSpec | undefined {
   if (!companions) return undefined;
   let settings: ReturnType<typeof parseCompanions>;
   try {
-    settings = parseCompanions(companions, { baseDir, ...ids });
+    settings = parseCompanions(companions, {
+      baseDir,
+      ...ids,
+      stopTimeout: budget.gracefulTimeout,
+    });
     // A file or directory at the socket path would make every manager fail to bind, and
     // the master respawn it for ever: refuse it now, before anything starts.
     if (settings.socket) refuseNonSocket(settings.socket);
@@ -130,6 +141,8 @@ export function companionSidecar(
   const idArgs = [
     ...(ids.user !== undefined ? ['--user', String(ids.user)] : []),
     ...(ids.group !== undefined ? ['--group', String(ids.group)] : []),
+    '--stop-timeout',
+    String(budget.gracefulTimeout),
   ];
   const fresh = managerIdentity(settings.configs, { socket: settings.socket });
   const identity = identityFor(fresh);
@@ -137,6 +150,7 @@ export function companionSidecar(
     name: 'companion manager',
     identity,
     stopTimeout: settings.managerStopTimeout,
+    warnings: stopBudgetWarnings(companions as CompanionsInput, settings, budget),
     // The manager stops gracefully on TERM and INT; QUIT is its quick stop.
     quickStopSignal: 'SIGQUIT',
     spawn: (ctx) => {

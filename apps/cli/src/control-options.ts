@@ -5,7 +5,7 @@ import type { ResolvedConfig } from './resolve.js';
 
 /**
  * The arbiter's control options from the config: the ctl socket (default `./arb.ctl`,
- * relative to the directory arb was started in), the metrics address, and the companions'
+ * relative to the directory arb was started in), the metrics and health addresses, and the companions'
  * status read from the companion manager's own control socket, when it has one.
  */
 export function controlOptions(
@@ -17,6 +17,7 @@ export function controlOptions(
   const socket = ctlSocketPath(config.ctl?.socket, cwd);
   if (socket) out.socket = socket;
   if (config.metrics?.bind) out.metricsBind = config.metrics.bind;
+  if (config.health?.bind) out.healthBind = config.health.bind;
   const companionSocket = companionSocketOf(config.companions, baseDir);
   if (companionSocket) {
     out.companions = async () => {

@@ -87,6 +87,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '30',
   },
   {
+    flags: '--shutdown-delay <s>',
+    key: 'shutdownDelay',
+    parse: secs,
+    description:
+      'on TERM, answer /readyz 503 at once and keep accepting this long before the graceful drain',
+    defaultText: '0',
+  },
+  {
     flags: '--boot-timeout <s>',
     key: 'bootTimeout',
     parse: secs,
@@ -230,7 +238,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     flags: '--metrics-bind <address>',
     key: 'metrics.bind',
-    description: 'serve Prometheus metrics on this address',
+    description: 'serve Prometheus metrics on this address (/metrics, /livez, /readyz)',
+  },
+  {
+    flags: '--health-bind <address>',
+    key: 'health.bind',
+    description: 'serve /livez and /readyz on this address (probes, load balancer checks)',
   },
   { flags: '--check-config', description: 'validate the config and load the app, then exit' },
   { flags: '--print-config', description: 'print the resolved config as JSON, then exit' },

@@ -25,6 +25,7 @@ export interface ResolvedConfig extends Omit<ParsedConfig, HookName | 'bind' | '
   workers: number;
   timeout: number;
   gracefulTimeout: number;
+  shutdownDelay: number;
   keepAlive: number;
   backlog: number;
   maxRequests: number;
@@ -188,7 +189,7 @@ function mergeInto(target: Record<string, unknown>, layer: Record<string, unknow
     if (
       isPlainObject(v) &&
       isPlainObject(cur) &&
-      (k === 'env' || k === 'ctl' || k === 'metrics' || k === 'companions')
+      (k === 'env' || k === 'ctl' || k === 'metrics' || k === 'health' || k === 'companions')
     ) {
       target[k] = { ...cur, ...v };
     } else target[k] = v;

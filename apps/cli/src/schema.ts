@@ -173,6 +173,7 @@ const hooks = Object.fromEntries(HOOK_NAMES.map((h) => [h, v.optional(fn)])) as 
 
 const ctlEntries = { socket: v.optional(text) };
 const metricsEntries = { bind: v.optional(address) };
+const healthEntries = { bind: v.optional(address) };
 
 const configEntries = {
   app: v.optional(text),
@@ -183,6 +184,7 @@ const configEntries = {
   maxWorkers: v.optional(count(1)),
   timeout: v.optional(seconds),
   gracefulTimeout: v.optional(seconds),
+  shutdownDelay: v.optional(seconds),
   bootTimeout: v.optional(seconds),
   keepAlive: v.optional(seconds),
   backlog: v.optional(count(1)),
@@ -211,6 +213,7 @@ const configEntries = {
   companions: v.optional(companions),
   ctl: v.optional(objectOf(v.strictObject(ctlEntries))),
   metrics: v.optional(objectOf(v.strictObject(metricsEntries))),
+  health: v.optional(objectOf(v.strictObject(healthEntries))),
   ...hooks,
 };
 
@@ -219,6 +222,7 @@ const STRICT_ENTRIES: Record<string, object> = {
   '': configEntries,
   ctl: ctlEntries,
   metrics: metricsEntries,
+  health: healthEntries,
 };
 
 /**

@@ -121,13 +121,15 @@ describe('--metrics-bind', () => {
     );
     expect((await request(target)).status).toBe(200);
 
-    // only GET and HEAD, on any path
+    // only GET and HEAD, only /metrics (and the health paths): a probe on a wrong path fails
     const metricsAt = new URL(url);
     const endpoint = { host: metricsAt.hostname, port: Number(metricsAt.port) };
-    const other = await request(endpoint, { path: '/anything' });
-    expect(other.status).toBe(200);
-    expect(other.body).toMatch(/^# HELP arb_/m);
-    const head = await request(endpoint, { method: 'HEAD' });
+    for (const p of ['/anything', '/', '/healthz']) {
+      const other = await request(endpoint, { path: p });
+      expect(other.status, p).toBe(404);
+      expect(other.body).not.toMatch(/^# HELP arb_/m);
+    }
+    const head = await request(endpoint, { method: 'HEAD', path: '/metrics' });
     expect(head.status).toBe(200);
     expect(head.headers['content-type']).toMatch(/^text\/plain/);
     expect(head.body).toBe('');

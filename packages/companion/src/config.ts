@@ -123,6 +123,11 @@ export interface BuildOptions {
   user?: string | number;
   /** Default group (arb: the workers' `-g`). Default: the primary group of `user`. */
   group?: string | number;
+  /**
+   * `stopTimeout` of a companion that sets none (nor `defaults.stopTimeout`). Default 60;
+   * arb passes the workers' `gracefulTimeout`, so one stop budget covers the whole tree.
+   */
+  stopTimeout?: number;
 }
 
 export const DEFAULTS = {
@@ -461,7 +466,7 @@ export function parseCompanions(input: unknown, opts: BuildOptions = {}): Compan
       cwd,
       env: { ...(d.env ?? {}), ...(s.env ?? {}) },
       stopSignal,
-      stopTimeout: s.stopTimeout ?? d.stopTimeout ?? DEFAULTS.stopTimeout,
+      stopTimeout: s.stopTimeout ?? d.stopTimeout ?? opts.stopTimeout ?? DEFAULTS.stopTimeout,
       reloadTimeout: s.reloadTimeout ?? d.reloadTimeout ?? DEFAULTS.reloadTimeout,
       startSecs: s.startSecs ?? d.startSecs ?? DEFAULTS.startSecs,
       stdout,

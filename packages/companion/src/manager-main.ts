@@ -1,6 +1,8 @@
 /**
  * The manager process entry: `node <managerEntry()> [--config FILE] [--socket PATH]
- * [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL] [--user USER] [--group GROUP]`.
+ * [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL] [--user USER] [--group GROUP]
+ * [--stop-timeout S]`. `--stop-timeout`: the stopTimeout of companions that set none (arb
+ * passes the workers' gracefulTimeout).
  * `--user`/`--group`: the ids companions run as unless they name their own (arb passes the
  * workers' -u/-g); the manager itself keeps its ids, to signal companions of any user.
  *
@@ -39,7 +41,7 @@ const PARENT_POLL_MS = 200;
 
 const USAGE = `usage: node manager-main.js [--config FILE [--loader MODULE]] [--socket PATH]
                             [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL]
-                            [--user USER] [--group GROUP]
+                            [--user USER] [--group GROUP] [--stop-timeout S]
 config: --config FILE (.json/.js/.mjs/.cjs), or $ARB_COMPANION_CONFIG, or $ARB_COMPANION_CONFIG_JSON
 `;
 
@@ -68,6 +70,7 @@ async function main(): Promise<number> {
     'log-level'?: string;
     user?: string;
     group?: string;
+    'stop-timeout'?: string;
     help?: boolean;
   };
   try {
@@ -81,6 +84,7 @@ async function main(): Promise<number> {
         'log-level': { type: 'string' },
         user: { type: 'string' },
         group: { type: 'string' },
+        'stop-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -92,6 +96,17 @@ async function main(): Promise<number> {
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
+  }
+  const stopTimeoutArg = values['stop-timeout'];
+  const stopTimeout = stopTimeoutArg === undefined ? undefined : Number(stopTimeoutArg);
+  if (
+    stopTimeout !== undefined &&
+    !(stopTimeoutArg!.trim() !== '' && Number.isFinite(stopTimeout) && stopTimeout >= 0)
+  ) {
+    process.stderr.write(
+      `arb companion manager: --stop-timeout ${JSON.stringify(stopTimeoutArg)} is not a number of seconds >= 0\n${USAGE}`,
+    );
+    return 1;
   }
   const log = createLogger({ level: values['log-level'], proc: 'manager' });
   process.title = 'arb companion manager';
@@ -136,6 +151,7 @@ async function main(): Promise<number> {
       baseDir: values['base-dir'],
       user: values.user,
       group: values.group,
+      stopTimeout,
       ...(values.socket !== undefined ? { socket: values.socket } : {}),
       logger: log,
     });

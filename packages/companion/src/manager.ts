@@ -39,10 +39,17 @@ export interface ManagerOptions {
   user?: string | number;
   /** Group for those companions; default the primary group of `user` (arb: `-g`). */
   group?: string | number;
+  /** `stopTimeout` of a companion that sets none (arb: the workers' `gracefulTimeout`). Default 60. */
+  stopTimeout?: number;
 }
 
 function buildOptions(opts: ManagerOptions): BuildOptions {
-  return { baseDir: opts.baseDir, user: opts.user, group: opts.group };
+  return {
+    baseDir: opts.baseDir,
+    user: opts.user,
+    group: opts.group,
+    stopTimeout: opts.stopTimeout,
+  };
 }
 
 export interface StopOptions {

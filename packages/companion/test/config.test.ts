@@ -378,6 +378,24 @@ describe('managerStopTimeout', () => {
     expect(managerStopTimeout({ managerShutdownBuffer: 10, workers }, opts)).toBe(310);
     expect(managerStopTimeout({ workers: [{ ...job, stopTimeout: 5 }] }, opts)).toBe(15);
   });
+  it('a caller default stopTimeout (arb: gracefulTimeout) replaces 60 for companions that set none', () => {
+    const workers = [
+      { ...job },
+      { name: 'own', command: ['true'], stopTimeout: 45 },
+      { name: 'plain', command: ['true'] },
+    ];
+    const byDefault = parseCompanions({ workers }, opts).configs.map((c) => c.stopTimeout);
+    expect(byDefault).toEqual([60, 45, 60]);
+    const arb = parseCompanions({ workers }, { baseDir: base, stopTimeout: 7 });
+    expect(arb.configs.map((c) => c.stopTimeout)).toEqual([7, 45, 7]);
+    expect(arb.managerStopTimeout).toBe(55);
+    const viaDefaults = parseCompanions(
+      { defaults: { stopTimeout: 9 }, workers: [{ ...job }] },
+      { baseDir: base, stopTimeout: 7 },
+    );
+    expect(viaDefaults.configs[0]!.stopTimeout).toBe(9);
+    expect(viaDefaults.managerStopTimeout).toBe(19);
+  });
   it('is 0 without companions', () => {
     expect(managerStopTimeout({}, opts)).toBe(0);
     expect(managerStopTimeout({ workers: [] }, opts)).toBe(0);

@@ -28,6 +28,11 @@ export interface ArbiterSettings {
   timeout: number;
   /** Seconds a worker may take to drain on TERM before it is killed. */
   gracefulTimeout: number;
+  /**
+   * Seconds between TERM and the graceful drain: `/readyz` answers 503 at once while the
+   * listeners keep accepting, so a load balancer stops routing here before they close.
+   */
+  shutdownDelay: number;
   /** Seconds an idle keep-alive connection is kept (`server.keepAliveTimeout`). */
   keepAlive: number;
   /** `listen()` backlog of every listener. */
@@ -91,6 +96,7 @@ export const DEFAULTS: Omit<
   maxWorkers: 256,
   timeout: 30,
   gracefulTimeout: 30,
+  shutdownDelay: 0,
   keepAlive: 5,
   backlog: 2048,
   maxRequests: 0,
@@ -124,7 +130,8 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
   if (s.workers > s.maxWorkers) {
     throw new SettingError('workers', s.workers, aboveMaxWorkers(s.workers, s.maxWorkers), false);
   }
-  for (const k of ['timeout', 'gracefulTimeout', 'keepAlive'] as const) seconds(s, k);
+  for (const k of ['timeout', 'gracefulTimeout', 'shutdownDelay', 'keepAlive'] as const)
+    seconds(s, k);
   if (s.bootTimeout !== undefined) seconds(s, 'bootTimeout');
   count(s, 'backlog', 1);
   count(s, 'maxRequests', 0);

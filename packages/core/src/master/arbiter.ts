@@ -214,6 +214,7 @@ export class Arbiter implements ServerView {
     await this.pool.murder();
     await this.pool.manage();
     if (runsSidecar(this.lineage)) this.sidecar.manage();
+    this.signals.turned();
   }
 
   /** When the loop must look again if nothing wakes it earlier. */
@@ -269,6 +270,7 @@ export class Arbiter implements ServerView {
       { listeners: this.listeners.map((l) => l.address) },
       `Listening at: ${this.listeners.map((l) => l.url).join(',')} (${this.pid})`,
     );
+    for (const line of this.config.sidecar?.warnings ?? []) this.log.warn(line);
     await runHook(this.hooks, 'whenReady', this);
   }
 
@@ -461,9 +463,50 @@ export class Arbiter implements ServerView {
     await stopChildren(this, graceful);
   }
 
+  /**
+   * `shutdownDelay` seconds after TERM with the listeners open and the workers serving
+   * (respawned, timed out) while `/readyz` says "stopping": a load balancer sees it and
+   * routes elsewhere before a connection is refused. A second TERM ends it early; INT/QUIT
+   * end it and ask for a quick stop (resolves false). Skipped while a new master of ours
+   * serves on the same sockets (an upgrade): nothing is refused when we go.
+   */
+  private async shutdownDelay(): Promise<boolean> {
+    const delay = this.settings.shutdownDelay;
+    if (delay <= 0 || this.lineage.role === 'parent') return true;
+    const until = this.deps.now() + delay;
+    this.log.info(
+      { shutdownDelay: delay },
+      `Shutdown delay: not ready, still accepting for ${delay} s before draining`,
+    );
+    for (;;) {
+      await this.pool.reap(false);
+      // every signal is taken: one left queued would make each sleep return at once
+      const sigs = this.signals.drain();
+      if (sigs.includes('SIGINT') || sigs.includes('SIGQUIT')) {
+        this.log.info('Quick shutdown requested during the shutdown delay');
+        return false;
+      }
+      if (sigs.includes('SIGTERM')) {
+        this.log.info('Shutdown delay ended early: TERM received again');
+        return true;
+      }
+      for (const sig of sigs) this.log.info(`Signal ${sig} ignored: shutting down`);
+      if (this.deps.now() >= until) return true;
+      await this.pool.murder();
+      await this.pool.manage();
+      if (runsSidecar(this.lineage)) this.sidecar.manage();
+      this.signals.turned();
+      const deadlines = [until, this.pool.nextDeadline()];
+      if (runsSidecar(this.lineage)) deadlines.push(this.sidecar.nextDeadline());
+      await this.signals.sleep(msUntil(this.deps.now(), deadlines));
+    }
+  }
+
   /** gunicorn's halt(): stop, one line saying why, pidfile removed, `onExit`; the status. */
   async halt(reason = '', status = 0, graceful = true): Promise<number> {
     this.control.stopping();
+    // only TERM asks for a graceful stop with status 0; a halt on a worker's failure does not wait
+    if (graceful && status === 0) graceful = await this.shutdownDelay();
     await this.stop(graceful);
     if (status === 0) this.log.info('Shutting down: Master');
     else this.log.error({ status }, `Shutting down: Master. Reason: ${reason}`);

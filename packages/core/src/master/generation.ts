@@ -328,6 +328,7 @@ export class Reloader {
       }
       case 'commit-config':
         m.generations.commit();
+        for (const line of m.config.sidecar?.warnings ?? []) m.log.warn(line);
         // an unpromoted re-exec'd master runs no sidecar (it would run twice): keep the spec
         if (runsSidecar(m.lineage)) m.sidecar.reload(m.config.sidecar);
         else m.sidecar.spec = m.config.sidecar;

@@ -47,6 +47,7 @@ export async function stopChildren(a: StoppingMaster, graceful: boolean): Promis
       workersKilled = true;
       await a.pool.killAll('SIGKILL');
     }
+    a.signals.turned();
     const waitWorkers = a.pool.size > 0 && !workersKilled;
     const waitSidecar = a.sidecar.running && t < sidecarLimit;
     if (!waitWorkers && !waitSidecar) break;

@@ -34,6 +34,11 @@ export interface SidecarSpec {
   readonly quickStopSignal?: NodeJS.Signals;
   /** Starts the process (not detached: it must see the master die). */
   spawn(context: SidecarContext): ChildProcess;
+  /**
+   * Lines the master logs as warnings when it starts with this spec or a reload applies it
+   * (the CLI names companions whose stopTimeout does not fit the stop budget).
+   */
+  readonly warnings?: readonly string[];
 }
 
 export interface SidecarDeps {

@@ -41,6 +41,7 @@ export class Wakeup {
   private readonly queue: MasterSignal[] = [];
   private waiter: (() => void) | undefined;
   private woken = false;
+  private probes: (() => void)[] = [];
 
   constructor(readonly limit = 10) {}
 
@@ -63,6 +64,22 @@ export class Wakeup {
     const w = this.waiter;
     this.waiter = undefined;
     w?.();
+  }
+
+  /**
+   * Resolves the next time the loop reports a turn (`turned`), and wakes it: how `/livez`
+   * learns that the loop itself runs. A loop stuck in a pass never resolves it.
+   */
+  probe(): Promise<void> {
+    return new Promise((resolve) => {
+      this.probes.push(resolve);
+      this.wake();
+    });
+  }
+
+  /** The loop made a turn: every pending probe is answered. */
+  turned(): void {
+    for (const resolve of this.probes.splice(0)) resolve();
   }
 
   get size(): number {

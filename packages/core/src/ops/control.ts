@@ -1,13 +1,22 @@
 import path from 'node:path';
-import { LineServer, type LineServerLimits, type Listener, SocketInUseError } from '@arb/sock';
+import {
+  LineServer,
+  type LineServerLimits,
+  type Listener,
+  parseAddress,
+  SocketInUseError,
+} from '@arb/sock';
 import { ownName } from '../master/lineage.js';
 import type { ReloadOutcome } from '../master/reload.js';
 import { isCounted, type WorkerProcess, type WorkerState } from '../master/worker-state.js';
 import { CTL_MAX_LINE_BYTES, encodeCtlResponse } from '../protocol/ctl.js';
 import type { StatsMessage } from '../protocol/worker.js';
 import { CtlHandlers, type CtlHost, masterStatus } from './ctl-handlers.js';
-// Types only: the metrics module (and prom-client) is loaded when --metrics-bind is set.
-import type { ArbMetrics, CompanionSummary, MetricsServer } from './metrics.js';
+// Types only: the endpoint server, the health routes and the metrics (prom-client) are
+// loaded when --metrics-bind or --health-bind asks for them: the master's RSS budget.
+import type { EndpointServer, Route } from './endpoint-server.js';
+import type { HealthView } from './health.js';
+import type { ArbMetrics, CompanionSummary } from './metrics.js';
 import { Notifier } from './notify.js';
 import {
   READINESS_START,
@@ -28,8 +37,10 @@ export interface ControlOptions {
   socket?: string;
   /** Limits of the control socket (connections, line length, idle timeout...); defaults: @arb/sock's. */
   socketLimits?: LineServerLimits;
-  /** Serve Prometheus metrics on this address (`host:port`, `unix:PATH`). */
+  /** Serve Prometheus metrics on this address (`host:port`, `unix:PATH`), with `/livez` and `/readyz`. */
   metricsBind?: string;
+  /** Serve `/livez` and `/readyz` on this address (`host:port`, `unix:PATH`). */
+  healthBind?: string;
   /** The companions' status, for `arb ctl status` and the metrics (the CLI asks the manager). */
   companions?: () => Promise<CompanionSummary[] | null>;
   /** Where NOTIFY_SOCKET and WATCHDOG_* are read. Default `process.env`. */
@@ -46,6 +57,8 @@ export interface ControlHost extends CtlHost {
   readonly startCwd: string;
   readonly serving: Promise<boolean>;
   readonly reloader: { readonly phase: string; readonly seq: number };
+  /** The loop's wake-ups: `/livez` is answered by the loop's next turn. */
+  readonly signals: { wake(): void; probe(): Promise<void> };
   now(): number;
   /** The master's log: lines it dropped because the destination failed. */
   readonly logSink?: { dropped(): number };
@@ -64,7 +77,10 @@ export class ArbiterControl {
   private readiness: Readiness = READINESS_START;
   private readonly commands: CtlHandlers;
   private ctl: LineServer | undefined;
-  private metricsServer: MetricsServer | undefined;
+  /** The metrics and health servers, once listening. */
+  private readonly servers = new Map<'metrics' | 'health', EndpointServer>();
+  /** The master halts (delay, drain): `/readyz` says so from the first moment. */
+  private halting = false;
   private readonly startedAt = Date.now();
   private readonly tally = new WorkerTally();
   private closed = false;
@@ -88,18 +104,62 @@ export class ArbiterControl {
     return ownName(this.host.lineage, path.resolve(this.host.startCwd, s));
   }
 
-  /** After the listeners: the control socket, the metrics endpoint, READY=1 once serving. */
+  /** After the listeners: the control socket, the metrics and health endpoints, READY=1 once serving. */
   async start(): Promise<void> {
     await this.listenCtl();
-    if (this.options.metricsBind) await this.serveMetrics(this.options.metricsBind);
+    await this.serveEndpoints();
     void this.host.serving.then((serving) => {
       if (!serving) return;
       this.tell({ type: 'serving', lineage: this.host.lineage, workers: this.liveCount() });
     });
   }
 
-  private async serveMetrics(bind: string): Promise<void> {
-    const { ArbMetrics, MetricsServer } = await import('./metrics.js');
+  /**
+   * The metrics server (`/metrics`, `/livez`, `/readyz`) and the health server (`/livez`,
+   * `/readyz`); one server when both name the same address. A server that cannot listen
+   * is logged and left out: the master serves on without it.
+   */
+  private async serveEndpoints(): Promise<void> {
+    const { metricsBind, healthBind } = this.options;
+    if (!metricsBind && !healthBind) return;
+    const [{ EndpointServer }, { healthRoutes }] = await Promise.all([
+      import('./endpoint-server.js'),
+      import('./health.js'),
+    ]);
+    const health = healthRoutes(this.healthView());
+    const wanted: ['metrics' | 'health', string, Map<string, Route>][] = [];
+    if (metricsBind) {
+      const routes = new Map([['/metrics', await this.metricsRoute()], ...health]);
+      wanted.push(['metrics', metricsBind, routes]);
+    }
+    if (healthBind && !sameAddress(healthBind, metricsBind))
+      wanted.push(['health', healthBind, health]);
+    for (const [what, bind, routes] of wanted) {
+      const server = new EndpointServer(what, bind, routes, this.host.log);
+      try {
+        await server.listen();
+        this.servers.set(what, server);
+      } catch (err) {
+        this.host.log.error({ err }, `Cannot serve ${what} on ${bind}`);
+      }
+    }
+  }
+
+  /** What `/livez` and `/readyz` read: the loop's turns, the workers' states, halting. */
+  private healthView(): HealthView {
+    const host = this.host;
+    return {
+      loopTurned: () => host.signals.probe(),
+      notReady: () => {
+        if (this.halting) return 'stopping';
+        if (!host.pool.all().some((w) => w.state === 'ready')) return 'no worker serves';
+        return undefined;
+      },
+    };
+  }
+
+  private async metricsRoute(): Promise<Route> {
+    const { ArbMetrics, metricsRoute } = await import('./metrics.js');
     const host = this.host;
     this.metrics = new ArbMetrics(
       {
@@ -115,13 +175,7 @@ export class ArbiterControl {
       { companions: this.options.companions !== undefined },
     );
     this.metrics.collectProcessMetrics();
-    const server = new MetricsServer(bind, this.metrics, host.log);
-    try {
-      await server.listen();
-      this.metricsServer = server;
-    } catch (err) {
-      host.log.error({ err }, `Cannot serve metrics on ${bind}`);
-    }
+    return metricsRoute(this.metrics, host.log);
   }
 
   private async listenCtl(): Promise<void> {
@@ -221,6 +275,7 @@ export class ArbiterControl {
    * new main pid instead of STOPPING=1: the service goes on.
    */
   stopping(): void {
+    this.halting = true;
     this.tell({ type: 'stopping', lineage: this.host.lineage });
   }
 
@@ -232,14 +287,19 @@ export class ArbiterControl {
     this.commands.abort(this.host.generation);
     // let the replies just resolved be written before the connections are ended
     await new Promise((r) => setImmediate(r));
-    await Promise.all([this.ctl?.close(), this.metricsServer?.close()]);
+    await Promise.all([this.ctl?.close(), ...[...this.servers.values()].map((s) => s.close())]);
     this.ctl = undefined;
-    this.metricsServer = undefined;
+    this.servers.clear();
   }
 
   /** The metrics endpoint, once listening. */
   get metricsUrl(): string | undefined {
-    return this.metricsServer?.url;
+    return this.servers.get('metrics')?.url;
+  }
+
+  /** The health endpoint (`--health-bind`), once listening. */
+  get healthUrl(): string | undefined {
+    return this.servers.get('health')?.url ?? this.servers.get('metrics')?.url;
   }
 
   private async companions(): Promise<CompanionSummary[] | null> {
@@ -272,5 +332,16 @@ export class ArbiterControl {
       served: (age) => this.tally.served(age),
       companions: () => this.companions(),
     });
+  }
+}
+
+/** Two binds that name one socket (port 0 never does: each gets a port of its own). */
+function sameAddress(a: string, b: string | undefined): boolean {
+  if (a !== b) return false;
+  try {
+    const address = parseAddress(a);
+    return !(address.kind === 'tcp' && address.port === 0);
+  } catch {
+    return false; // reported when it is bound
   }
 }

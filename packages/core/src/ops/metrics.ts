@@ -1,10 +1,7 @@
-import type http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { parseAddress } from '@arb/sock';
 import client from 'prom-client';
-import { http as httpModule } from '../builtins.js';
 import type { Logger } from '../logger.js';
 import { LATENCY_BUCKETS, type StatsMessage } from '../protocol/worker.js';
+import type { Route } from './endpoint-server.js';
 
 /** Why a worker exited, as counted in `arb_worker_exits_total{reason}`. */
 export type ExitReason =
@@ -258,67 +255,18 @@ export class ArbMetrics {
   }
 }
 
-/**
- * The `/metrics` HTTP server of the master (`--metrics-bind`): TCP `host:port` (port 0
- * picks one) or `unix:PATH`. Any path answers the metrics; only GET/HEAD.
- */
-export class MetricsServer {
-  private server: http.Server | undefined;
-  /** `http://host:port` or `unix:/path` once listening. */
-  url: string | undefined;
-
-  constructor(
-    private readonly bind: string,
-    private readonly metrics: ArbMetrics,
-    private readonly log: Logger,
-  ) {}
-
-  async listen(): Promise<void> {
-    const address = parseAddress(this.bind);
-    const server = httpModule().createServer((req, res) => {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        res.writeHead(405, { Allow: 'GET, HEAD' }).end();
-        return;
-      }
-      this.metrics.render().then(
-        (text) => {
-          res.writeHead(200, { 'Content-Type': this.metrics.contentType });
-          res.end(req.method === 'HEAD' ? undefined : text);
-        },
-        (err: Error) => {
-          this.log.error({ err }, 'Cannot render the metrics');
-          res.writeHead(500).end();
-        },
-      );
-    });
-    server.keepAliveTimeout = 5000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      const done = () => {
-        server.off('error', reject);
-        resolve();
-      };
-      if (address.kind === 'tcp') server.listen({ host: address.host, port: address.port }, done);
-      else if (address.kind === 'unix') server.listen(address.path, done);
-      else reject(new Error(`metrics cannot be served on ${this.bind}`));
-    });
-    server.on('error', (err) => this.log.error({ err }, 'metrics server error'));
-    this.server = server;
-    const a = server.address();
-    if (typeof a === 'string') this.url = `unix:${a}`;
-    else {
-      const { address: host, port } = a as AddressInfo;
-      this.url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-    }
-    this.log.info({ metrics: this.url }, `Metrics at ${this.url}/metrics`);
-  }
-
-  async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    server.closeAllConnections();
-    // libuv removes a unix socket file it bound when the server closes
-    await new Promise((r) => server.close(r));
-  }
+/** `GET /metrics`: the text exposition (the companions are read from the manager first). */
+export function metricsRoute(metrics: ArbMetrics, log: Logger): Route {
+  return (req, res) => {
+    metrics.render().then(
+      (text) => {
+        res.writeHead(200, { 'Content-Type': metrics.contentType });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      (err: Error) => {
+        log.error({ err }, 'Cannot render the metrics');
+        res.writeHead(500).end();
+      },
+    );
+  };
 }
