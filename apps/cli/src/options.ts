@@ -28,6 +28,22 @@ function secs(value: string): number {
   return n;
 }
 
+function rate(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+    throw new InvalidArgumentError('expected a number from 0 to 1');
+  }
+  return n;
+}
+
+function ratio(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 1) {
+    throw new InvalidArgumentError('expected a number >= 1');
+  }
+  return n;
+}
+
 function list(value: string, previous: unknown): string[] {
   return [...((previous as string[] | undefined) ?? []), value];
 }
@@ -101,6 +117,36 @@ export const OPTIONS: readonly OptionSpec[] = [
     description:
       'time a new generation (reload) or a new master (upgrade) has to be ready before it is rolled back',
     defaultText: 'max(timeout, 30)',
+  },
+  {
+    flags: '--canary-workers <n>',
+    key: 'reload.canary.workers',
+    parse: whole(1),
+    description:
+      'reload with a canary: this many new workers serve beside the old generation first (any --canary-* flag turns it on)',
+    defaultText: '1',
+  },
+  {
+    flags: '--canary-seconds <s>',
+    key: 'reload.canary.seconds',
+    parse: secs,
+    description: 'how long the canary serves before it is judged',
+    defaultText: '30',
+  },
+  {
+    flags: '--canary-max-error-rate <r>',
+    key: 'reload.canary.maxErrorRate',
+    parse: rate,
+    description: "roll back when the canary's 5xx share is above this (and the old generation's)",
+    defaultText: '0.01',
+  },
+  {
+    flags: '--canary-max-p99-ratio <x>',
+    key: 'reload.canary.maxP99Ratio',
+    parse: ratio,
+    description:
+      "roll back when the canary's p99 latency is above this many times the old generation's",
+    defaultText: '2',
   },
   {
     flags: '--keep-alive <s>',

@@ -192,8 +192,20 @@ function mergeInto(target: Record<string, unknown>, layer: Record<string, unknow
       (k === 'env' || k === 'ctl' || k === 'metrics' || k === 'health' || k === 'companions')
     ) {
       target[k] = { ...cur, ...v };
+    } else if (k === 'reload' && isPlainObject(v) && isPlainObject(cur)) {
+      target[k] = { ...cur, ...v, canary: mergeCanary(cur.canary, v.canary) };
     } else target[k] = v;
   }
+}
+
+/**
+ * `reload.canary` of a later layer over an earlier one: numbers merge key by key; a
+ * boolean replaces; numbers over a boolean turn the canary on (a flag over `canary: false`).
+ */
+function mergeCanary(cur: unknown, next: unknown): unknown {
+  if (next === undefined) return cur;
+  if (isPlainObject(next) && isPlainObject(cur)) return { ...cur, ...next };
+  return next;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -172,6 +172,20 @@ const hooks = Object.fromEntries(HOOK_NAMES.map((h) => [h, v.optional(fn)])) as 
 >;
 
 const ctlEntries = { socket: v.optional(text) };
+const canaryEntries = {
+  workers: v.optional(count(1)),
+  seconds: v.optional(v.pipe(number, v.gtValue(0, 'must be > 0'))),
+  maxErrorRate: v.optional(
+    v.pipe(number, v.minValue(0, 'must be >= 0'), v.maxValue(1, 'must be <= 1')),
+  ),
+  maxP99Ratio: v.optional(v.pipe(number, v.minValue(1, 'must be >= 1'))),
+};
+/** `true`: the defaults; `false`: no canary; an object: some numbers, the rest defaults. */
+const canary = v.union([
+  v.boolean('must be true or false'),
+  objectOf(v.strictObject(canaryEntries)),
+]);
+const reloadEntries = { canary: v.optional(canary) };
 const metricsEntries = { bind: v.optional(address) };
 const healthEntries = { bind: v.optional(address) };
 
@@ -214,6 +228,7 @@ const configEntries = {
   ctl: v.optional(objectOf(v.strictObject(ctlEntries))),
   metrics: v.optional(objectOf(v.strictObject(metricsEntries))),
   health: v.optional(objectOf(v.strictObject(healthEntries))),
+  reload: v.optional(objectOf(v.strictObject(reloadEntries))),
   ...hooks,
 };
 
@@ -223,6 +238,8 @@ const STRICT_ENTRIES: Record<string, object> = {
   ctl: ctlEntries,
   metrics: metricsEntries,
   health: healthEntries,
+  reload: reloadEntries,
+  'reload.canary': canaryEntries,
 };
 
 /**
@@ -245,7 +262,7 @@ type Issue = v.InferIssue<typeof configSchema>;
 
 /** One line per problem: `workers: must be an integer >= 1 (got -1)`. */
 export function describeIssues(issues: readonly Issue[], input: unknown): string[] {
-  return issues.map((issue) => {
+  return objectBranches(issues).map((issue) => {
     const path = (issue.path ?? []).map((p) => p.key as PropertyKey);
     if (isUnknownKey(issue)) {
       const at = path.slice(0, -1).map(String).join('.');
@@ -256,6 +273,22 @@ export function describeIssues(issues: readonly Issue[], input: unknown): string
     }
     const key = path.length ? path.map(String).join('.') : '(config)';
     return `${key}: ${friendly(issue)} (got ${show(valueAt(input, path))})`;
+  });
+}
+
+/**
+ * A union given an object (`reload.canary`: a boolean or an object) failed in its object
+ * branch: its problems are those of the keys in it, each named on its own line.
+ */
+function objectBranches(issues: readonly Issue[]): Issue[] {
+  return issues.flatMap((issue) => {
+    // the branch's issues have paths of their own, below the union's
+    const inside = (issue.issues ?? [])
+      .filter((i) => (i.path?.length ?? 0) > 0)
+      .map((i) => ({ ...i, path: [...(issue.path ?? []), ...i.path!] }) as Issue);
+    return issue.type === 'union' && isObject(issue.input) && inside.length > 0
+      ? objectBranches(inside)
+      : [issue];
   });
 }
 

@@ -384,3 +384,40 @@ describe('command line', () => {
     }
   });
 });
+
+describe('reload.canary', () => {
+  it('a --canary-* flag turns it on; flags merge into the file key by key, over false too', async () => {
+    expect((await resolve(['app.js'])).config.reload).toBeUndefined();
+    expect((await resolve(['app.js', '--canary-seconds', '2'])).config.reload).toEqual({
+      canary: { seconds: 2 },
+    });
+    const file = (canary: unknown) =>
+      dir({ 'arb.config.json': JSON.stringify({ reload: { canary } }) });
+    const merged = await resolve(['app.js', '--canary-workers', '2'], {
+      cwd: file({ seconds: 5, maxP99Ratio: 3 }),
+    });
+    expect(merged.config.reload).toEqual({ canary: { seconds: 5, maxP99Ratio: 3, workers: 2 } });
+    const overFalse = await resolve(['app.js', '--canary-max-error-rate', '0.05'], {
+      cwd: file(false),
+    });
+    expect(overFalse.config.reload).toEqual({ canary: { maxErrorRate: 0.05 } });
+  });
+
+  it('names each bad value by its flag or key', async () => {
+    expect(await problems(resolve(['app.js', '--canary-seconds', '0']))).toEqual([
+      'command line: --canary-seconds: must be > 0 (got 0)',
+    ]);
+    expect(
+      await problems(
+        resolve(['app.js'], {
+          cwd: dir({
+            'arb.config.json': JSON.stringify({ reload: { canary: { workers: 0, secs: 2 } } }),
+          }),
+        }),
+      ),
+    ).toEqual([
+      expect.stringMatching(/reload\.canary\.workers: must be >= 1 \(got 0\)$/),
+      expect.stringMatching(/unknown key 'reload\.canary\.secs'$/),
+    ]);
+  });
+});

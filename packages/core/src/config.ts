@@ -1,15 +1,17 @@
 import type { ArbiterHooks } from './hooks.js';
 import type { SidecarSpec } from './master/sidecar.js';
 import type { ControlOptions } from './ops/control.js';
-import { type ArbiterSettings, resolveSettings } from './settings.js';
+import { type ArbiterSettings, type ReloadInput, resolveSettings } from './settings.js';
 
 /**
  * What `new Arbiter()` takes: the settings (each optional but `app`), the hooks, and the
  * two things that are not plain values.
  */
-export type ArbiterConfig = Partial<ArbiterSettings> &
+export type ArbiterConfig = Partial<Omit<ArbiterSettings, 'reload'>> &
   Pick<ArbiterSettings, 'app'> &
   Partial<ArbiterHooks> & {
+    /** The rollout of a HUP reload (a canary, see `CanarySettings`). */
+    reload?: ReloadInput;
     /**
      * The config module (a file path) workers re-import to get their hooks (`postFork`,
      * `postWorkerInit`, `workerInt`, `workerAbort`, `workerExit`): functions cannot cross a

@@ -85,6 +85,45 @@ export interface ArbiterSettings {
    * a container ({@link inContainer}).
    */
   subreaper: boolean;
+  /** How a HUP reload rolls out; `canary` set: new workers are judged before the rest boot. */
+  reload?: ReloadSettings;
+}
+
+/** The rollout of a HUP reload. */
+export interface ReloadSettings {
+  /** Unset: every new worker boots at once (readiness-gated, one for one). */
+  canary?: CanarySettings;
+}
+
+/**
+ * A canary reload (`master/canary.ts`): `workers` new workers serve beside the whole old
+ * generation for `seconds`, then their 5xx rate and p99 latency are compared with the old
+ * generation's over the same window; the reload rolls forward or back on that verdict.
+ */
+export interface CanarySettings {
+  /** New-generation workers in the canary (at most the new worker count). */
+  workers: number;
+  /** Seconds the canary serves before it is judged. */
+  seconds: number;
+  /** The canary fails when its 5xx share is above this (and above the old generation's). */
+  maxErrorRate: number;
+  /** The canary fails when its p99 latency is above this many times the old generation's. */
+  maxP99Ratio: number;
+}
+
+export const CANARY_DEFAULTS: CanarySettings = {
+  workers: 1,
+  seconds: 30,
+  maxErrorRate: 0.01,
+  maxP99Ratio: 2,
+};
+
+/**
+ * `reload` as a config may give it: `canary` true (the defaults), false (none), or some of
+ * its numbers (the rest from {@link CANARY_DEFAULTS}).
+ */
+export interface ReloadInput {
+  canary?: Partial<CanarySettings> | boolean;
 }
 
 export const DEFAULTS: Omit<
@@ -157,6 +196,7 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
   if ((s.certfile === undefined) !== (s.keyfile === undefined)) {
     throw new SettingError('certfile', s.certfile, 'certfile and keyfile go together');
   }
+  if (s.reload !== undefined) s.reload = resolveReload(s.reload as ReloadInput);
   if (!Array.isArray(s.workerExecArgv)) {
     throw new SettingError('workerExecArgv', s.workerExecArgv, 'must be a list of strings');
   }
@@ -182,6 +222,36 @@ export function inContainer(
     exists('/.dockerenv') ||
     exists('/run/.containerenv')
   );
+}
+
+/** `reload` with the canary's defaults filled in and each number checked. */
+function resolveReload(input: ReloadInput): ReloadSettings {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new SettingError('reload', input, 'must be an object');
+  }
+  const c = input.canary;
+  if (c === undefined || c === false) return {};
+  if (c !== true && (typeof c !== 'object' || c === null || Array.isArray(c))) {
+    throw new SettingError('reload.canary', c, 'must be an object or a boolean');
+  }
+  const canary: CanarySettings = { ...CANARY_DEFAULTS, ...(c === true ? {} : stripUndefined(c)) };
+  const bad = (key: keyof CanarySettings, ok: boolean, what: string) => {
+    if (!ok) throw new SettingError(`reload.canary.${key}`, canary[key], what);
+  };
+  const num = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+  bad(
+    'workers',
+    Number.isInteger(canary.workers) && canary.workers >= 1,
+    'must be an integer >= 1',
+  );
+  bad('seconds', num(canary.seconds) && canary.seconds > 0, 'must be a number of seconds > 0');
+  bad(
+    'maxErrorRate',
+    num(canary.maxErrorRate) && canary.maxErrorRate >= 0 && canary.maxErrorRate <= 1,
+    'must be a number from 0 to 1',
+  );
+  bad('maxP99Ratio', num(canary.maxP99Ratio) && canary.maxP99Ratio >= 1, 'must be a number >= 1');
+  return { canary };
 }
 
 /** The one line that refuses more workers than `maxWorkers`. */

@@ -156,6 +156,11 @@ export class Arbiter implements ServerView {
   get numWorkers(): number {
     return this.numWorkersValue;
   }
+  /** The workers of the current generation the pool keeps: fewer while a canary is judged. */
+  get keptWorkers(): number {
+    const cap = this.reloader.canaryCap;
+    return cap === undefined ? this.numWorkers : Math.min(cap, this.numWorkers);
+  }
 
   /** Changes the number of workers kept (`nworkersChanged` runs); throws above `maxWorkers`. */
   async setNumWorkers(value: number): Promise<void> {

@@ -2,12 +2,15 @@ import type { Listener } from '@arb/sock';
 import { type ArbiterConfig, settingsOf } from '../config.js';
 import { type ArbiterHooks, pickHooks, runHookSafely, type ServerView } from '../hooks.js';
 import type { Logger } from '../logger.js';
+import type { StatsMessage } from '../protocol/worker.js';
 import { type ArbiterSettings, effectiveBootTimeout } from '../settings.js';
 import { masterTitle } from '../titles.js';
+import { CanaryWindow, judgeCanary } from './canary.js';
 import type { ArbiterDeps } from './deps.js';
 import { type Lineage, runsSidecar } from './lineage.js';
 import {
   absorbsHalt,
+  canaryCap,
   RELOAD_IDLE,
   type ReloadEffect,
   type ReloadEvent,
@@ -253,6 +256,8 @@ export class Reloader {
   state: ReloadState = RELOAD_IDLE;
   /** The worker count before the reload in progress (its rollback target). */
   private workersBefore = 0;
+  /** The stats of the canary window, while one is open. */
+  private readonly window = new CanaryWindow();
 
   constructor(private readonly m: ReloadMaster) {}
 
@@ -306,9 +311,20 @@ export class Reloader {
     return reloadDeadline(this.state);
   }
 
+  /** The most new-generation workers to keep while a canary is judged (undefined: all). */
+  get canaryCap(): number | undefined {
+    return canaryCap(this.state);
+  }
+
+  /** A worker's batched counts: the canary window's evidence. */
+  workerStats(worker: WorkerProcess, message: StatsMessage): void {
+    this.window.add(worker.generation, message);
+  }
+
   private async apply(event: ReloadEvent): Promise<void> {
     const { state, effects } = reloadTransition(this.state, event);
     this.state = state;
+    if (state.phase !== 'canary-window') this.window.close();
     for (const effect of effects) await this.carryOut(effect);
   }
 
@@ -347,6 +363,18 @@ export class Reloader {
       case 'request-reload':
         m.signals.push('SIGHUP');
         return;
+      case 'open-canary-window':
+        this.window.open(this.state.target);
+        return;
+      case 'judge-canary': {
+        const verdict = judgeCanary(this.window.canary, this.window.old, this.state.canary!);
+        return this.apply({
+          type: 'canary-judged',
+          now: m.now(),
+          workers: m.pool.all(),
+          ...verdict,
+        });
+      }
     }
   }
 
@@ -371,6 +399,7 @@ export class Reloader {
       generation: m.generation,
       bootTimeout: effectiveBootTimeout(m.settings),
       workers: m.numWorkers,
+      canary: m.settings.reload?.canary,
     };
   }
 }

@@ -65,6 +65,10 @@ export interface PoolHost extends ServerView {
   readonly listeners: Listener[];
   /** The generation `manage` keeps workers of. */
   readonly generation: number;
+  /** How many of them `manage` keeps: `numWorkers`, or fewer while a canary is judged. */
+  readonly keptWorkers: number;
+  /** Hears every worker's batched counts too (a canary is judged on them). */
+  readonly reloader: { workerStats(worker: WorkerProcess, message: StatsMessage): void };
   readonly config: { readonly configModule?: string };
   readonly signals: { wake(): void };
   /** The operator side (metrics, status) hears of each of these. */
@@ -138,7 +142,10 @@ export class WorkerPool {
     fatal: (w, m) => {
       w.fatal = m.message;
     },
-    stats: (w, m) => this.host.control.workerStats(w, m),
+    stats: (w, m) => {
+      this.host.control.workerStats(w, m);
+      this.host.reloader.workerStats(w, m);
+    },
   };
 
   constructor(private readonly host: PoolHost) {}
@@ -180,7 +187,7 @@ export class WorkerPool {
    * (retired one for one as new ones are ready, or after a rollback).
    */
   async manage(): Promise<void> {
-    const target = this.host.numWorkers;
+    const target = this.host.keptWorkers;
     let live = this.current();
     this.spawnsPending = false;
     if (live.length < target) {
@@ -415,7 +422,7 @@ export class WorkerPool {
     else if (this.spawnsPending) sooner(this.spawnWindowStart + SPAWN_WINDOW_SECONDS);
     const taken = new Set(this.current().map((w) => w.slot));
     for (const [slot, b] of this.slotBackoffs) {
-      if (slot < this.host.numWorkers && !taken.has(slot) && b.remaining(now) > 0) sooner(b.until);
+      if (slot < this.host.keptWorkers && !taken.has(slot) && b.remaining(now) > 0) sooner(b.until);
     }
     if (timeout <= 0) return next;
     for (const w of this.workers.values()) {

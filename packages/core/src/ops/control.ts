@@ -64,6 +64,12 @@ export interface ControlHost extends CtlHost {
   readonly logSink?: { dropped(): number };
 }
 
+/** The `outcome` label of `arb_reloads_total`: ok, failed, or canary_failed. */
+function reloadLabel(outcome: ReloadOutcome): 'ok' | 'failed' | 'canary_failed' {
+  if (outcome.ok) return 'ok';
+  return outcome.outcome === 'canary_failed' ? 'canary_failed' : 'failed';
+}
+
 /**
  * systemd notifications, the Prometheus metrics and the control socket of one master. The
  * Arbiter calls it at a handful of points (start, HUP, worker spawn, message and exit,
@@ -232,7 +238,7 @@ export class ArbiterControl {
 
   /** A reload ended (the reload machine says how). */
   reloadEnded(outcome: ReloadOutcome): void {
-    this.metrics?.reloads.inc({ outcome: outcome.ok ? 'ok' : 'failed' });
+    this.metrics?.reloads.inc({ outcome: reloadLabel(outcome) });
     const lineage = this.host.lineage;
     this.tell({ type: 'reload-ended', lineage, outcome, workers: this.liveCount() });
     this.commands.reloadEnded(outcome);

@@ -107,6 +107,7 @@ export class ArbMetrics {
     });
     this.reloads.inc({ outcome: 'ok' }, 0);
     this.reloads.inc({ outcome: 'failed' }, 0);
+    this.reloads.inc({ outcome: 'canary_failed' }, 0);
     this.upgrades = new client.Counter({
       name: 'arb_upgrades_total',
       help: 'Upgrades (re-exec of the master) by outcome',
