@@ -24,6 +24,7 @@ export async function main(argv: readonly string[], ctx: MainContext): Promise<n
       stderr: ctx.stderr,
       env: ctx.env,
       isTTY: ctx.isTTY ?? false,
+      configSocket: async () => (await import('./companion-socket.js')).configSocket(ctx.cwd),
     });
   }
   if (argv[0] === 'ctl') {
@@ -82,10 +83,27 @@ async function serve(argv: readonly string[], ctx: MainContext): Promise<number>
     try {
       appFile(config.app, dir); // a typo in the app path fails here, before anything starts
     } catch (err) {
-      ctx.stderr.write(`arb: ${(err as Error).message}\n`);
-      return 4;
+      const { commandTypo } = await import('./command-typo.js');
+      const hint = commandTypo(config.app);
+      ctx.stderr.write(`arb: ${hint ?? (err as Error).message}\n`);
+      return hint ? 1 : 4;
     }
-    return await new Arbiter(arbiterConfig).run();
+    const { appFailureLines, startErrorLines } = await import('./report.js');
+    const arbiter = new Arbiter(arbiterConfig);
+    let told = false;
+    const status = await arbiter.run({
+      onStartError: (err) => {
+        const lines = startErrorLines(err, ctx.cwd);
+        if (lines) ctx.stderr.write(lines);
+        told = lines !== undefined;
+        return told;
+      },
+    });
+    // a worker could not load the app: the master logged it; say where, for a person
+    if (status === 4 && arbiter.appFailure && !told) {
+      ctx.stderr.write(appFailureLines(arbiter.appFailure, ctx.cwd));
+    }
+    return status;
   } catch (err) {
     if (err instanceof EarlyExit) return err.exitCode;
     if (err instanceof ConfigError) {
@@ -93,7 +111,8 @@ async function serve(argv: readonly string[], ctx: MainContext): Promise<number>
       return 1;
     }
     if (core && err instanceof core.AppLoadError) {
-      ctx.stderr.write(`arb: ${err.message}\n`);
+      const { startErrorLines } = await import('./report.js');
+      ctx.stderr.write(startErrorLines(err, ctx.cwd) ?? `arb: ${err.message}\n`);
       return 1; // --check-config: a config problem, exit 1 as documented
     }
     throw err;

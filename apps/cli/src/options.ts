@@ -1,8 +1,28 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 
+/**
+ * The sections of `arb --help`, in order, with their headings. A new flag names one of
+ * these (or a new one added here) and lands under its heading.
+ */
+export const OPTION_GROUPS = {
+  serving: 'Serving',
+  workers: 'Workers',
+  reload: 'Reload and upgrade',
+  logging: 'Logging',
+  security: 'Security and privileges',
+  companions: 'Companions',
+  observability: 'Observability and control',
+  deployment: 'Deployment',
+  general: 'Config and general',
+} as const;
+
+export type OptionGroup = keyof typeof OPTION_GROUPS;
+
 /** One command-line option and the config key it sets. */
-interface OptionSpec {
+export interface OptionSpec {
   flags: string;
+  /** The --help section it is listed under. */
+  group: OptionGroup;
   /** Dotted config key (`companions.socket`), or undefined for CLI-only options. */
   key?: string;
   description: string;
@@ -65,10 +85,12 @@ function idOrName(value: string): string | number {
 export const OPTIONS: readonly OptionSpec[] = [
   {
     flags: '-c, --config <file>',
+    group: 'general',
     description: 'config file (default: ./arb.config.{ts,mts,js,mjs,cjs,json} if present)',
   },
   {
     flags: '-b, --bind <address>',
+    group: 'serving',
     key: 'bind',
     parse: list,
     description: 'address to listen on: host:port, [v6]:port, unix:path, fd://N (repeatable)',
@@ -76,6 +98,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '-w, --workers <n>',
+    group: 'workers',
     key: 'workers',
     parse: whole(1),
     description: 'number of worker processes',
@@ -83,6 +106,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--max-workers <n>',
+    group: 'workers',
     key: 'maxWorkers',
     parse: whole(1),
     description: 'the most workers -w, TTIN and `arb ctl workers add` may ask for',
@@ -90,6 +114,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '-t, --timeout <s>',
+    group: 'workers',
     key: 'timeout',
     parse: secs,
     description: 'kill a worker whose event loop is blocked this long (0: never)',
@@ -97,6 +122,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--graceful-timeout <s>',
+    group: 'workers',
     key: 'gracefulTimeout',
     parse: secs,
     description: 'time workers get to finish requests on stop or reload',
@@ -104,6 +130,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--shutdown-delay <s>',
+    group: 'deployment',
     key: 'shutdownDelay',
     parse: secs,
     description:
@@ -112,6 +139,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--boot-timeout <s>',
+    group: 'reload',
     key: 'bootTimeout',
     parse: secs,
     description:
@@ -120,6 +148,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--canary-workers <n>',
+    group: 'reload',
     key: 'reload.canary.workers',
     parse: whole(1),
     description:
@@ -128,6 +157,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--canary-seconds <s>',
+    group: 'reload',
     key: 'reload.canary.seconds',
     parse: secs,
     description: 'how long the canary serves before it is judged',
@@ -135,6 +165,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--canary-max-error-rate <r>',
+    group: 'reload',
     key: 'reload.canary.maxErrorRate',
     parse: rate,
     description: "roll back when the canary's 5xx share is above this (and the old generation's)",
@@ -142,6 +173,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--canary-max-p99-ratio <x>',
+    group: 'reload',
     key: 'reload.canary.maxP99Ratio',
     parse: ratio,
     description:
@@ -150,13 +182,24 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--keep-alive <s>',
+    group: 'serving',
     key: 'keepAlive',
     parse: secs,
     description: 'idle keep-alive connection timeout',
     defaultText: '5',
   },
   {
+    flags: '--bind-retries <n>',
+    group: 'serving',
+    key: 'bindRetries',
+    parse: whole(0),
+    description:
+      'retry an address in use this many times, 1 s apart (gunicorn: 4); 0 fails at once, naming the pid on the port',
+    defaultText: '0',
+  },
+  {
     flags: '--backlog <n>',
+    group: 'serving',
     key: 'backlog',
     parse: whole(1),
     description: 'listen backlog',
@@ -164,6 +207,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--max-requests <n>',
+    group: 'workers',
     key: 'maxRequests',
     parse: whole(0),
     description: 'recycle a worker after this many requests (0: never)',
@@ -171,6 +215,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--max-requests-jitter <n>',
+    group: 'workers',
     key: 'maxRequestsJitter',
     parse: whole(0),
     description: 'random 0..n added to --max-requests per worker',
@@ -178,12 +223,14 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--reuse-port',
+    group: 'serving',
     key: 'reusePort',
     description:
       'SO_REUSEPORT on the listeners: another arb may bind the same address (Node.js >= 22.12)',
   },
   {
     flags: '--subreaper',
+    group: 'deployment',
     key: 'subreaper',
     description:
       'reap the orphans of workers and companions as a child subreaper (Linux; as PID 1 arb always reaps)',
@@ -191,108 +238,144 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--no-subreaper',
+    group: 'deployment',
     key: 'subreaper',
     description: 'do not become a child subreaper',
   },
   {
     flags: '--umask <mode>',
+    group: 'security',
     key: 'umask',
     description: 'umask for unix sockets and worker files, octal',
     defaultText: '0',
   },
   {
     flags: '-u, --user <user>',
+    group: 'security',
     key: 'user',
     parse: idOrName,
     description: 'run workers as this user (name or uid)',
   },
   {
     flags: '-g, --group <group>',
+    group: 'security',
     key: 'group',
     parse: idOrName,
     description: 'run workers as this group (name or gid)',
   },
-  { flags: '-p, --pid <file>', key: 'pidfile', description: 'write the master pid to this file' },
+  {
+    flags: '-p, --pid <file>',
+    group: 'deployment',
+    key: 'pidfile',
+    description: 'write the master pid to this file',
+  },
   {
     flags: '-n, --name <name>',
+    group: 'deployment',
     key: 'procName',
     description: 'name in process titles',
     defaultText: 'from the app path',
   },
   {
     flags: '-e, --env <key=value>',
+    group: 'deployment',
     key: 'env',
     parse: envPair,
     description: 'environment variable for the master and workers (repeatable)',
   },
   {
     flags: '--preload',
+    group: 'workers',
     key: 'preload',
     description: 'load the app in the master first, to fail fast',
   },
   {
     flags: '--chdir <dir>',
+    group: 'deployment',
     key: 'chdir',
     description: 'change to this directory before loading the app',
   },
   {
     flags: '--worker-tmp-dir <dir>',
+    group: 'workers',
     key: 'workerTmpDir',
     description: 'directory for worker heartbeat files',
     defaultText: 'OS tmp',
   },
   {
     flags: '--log-level <level>',
+    group: 'logging',
     key: 'logLevel',
     description: 'fatal, error, warn, info, debug or trace',
     defaultText: 'info',
   },
   {
     flags: '--error-log <path>',
+    group: 'logging',
     key: 'errorLog',
     description: "error log file ('-': stderr)",
     defaultText: '-',
   },
   {
     flags: '--access-log <path>',
+    group: 'logging',
     key: 'accessLog',
     description: "access log file ('-': stdout)",
     defaultText: 'none',
   },
   {
     flags: '--access-log-format <format>',
+    group: 'logging',
     key: 'accessLogFormat',
     description: 'access log line format',
   },
   {
     flags: '--certfile <file>',
+    group: 'security',
     key: 'certfile',
     description: 'TLS certificate (PEM); serve HTTPS with --keyfile',
   },
-  { flags: '--keyfile <file>', key: 'keyfile', description: 'TLS private key (PEM)' },
+  {
+    flags: '--keyfile <file>',
+    group: 'security',
+    key: 'keyfile',
+    description: 'TLS private key (PEM)',
+  },
   {
     flags: '--companion-socket <path>',
+    group: 'companions',
     key: 'companions.socket',
     description: 'companion manager control socket',
   },
   {
     flags: '--ctl-socket <path>',
+    group: 'observability',
     key: 'ctl.socket',
     description: 'master control socket for arb ctl, mode 0600 ("none": no socket)',
     defaultText: './arb.ctl',
   },
   {
     flags: '--metrics-bind <address>',
+    group: 'observability',
     key: 'metrics.bind',
     description: 'serve Prometheus metrics on this address (/metrics, /livez, /readyz)',
   },
   {
     flags: '--health-bind <address>',
+    group: 'observability',
     key: 'health.bind',
     description: 'serve /livez and /readyz on this address (probes, load balancer checks)',
   },
-  { flags: '--check-config', description: 'validate the config and load the app, then exit' },
-  { flags: '--print-config', description: 'print the resolved config as JSON, then exit' },
+  {
+    flags: '--check-config',
+    group: 'general',
+    description: 'validate the config and load the app, then exit',
+  },
+  {
+    flags: '--print-config',
+    group: 'general',
+    description: 'print the resolved config as JSON, then exit',
+  },
 ];
 
 /** The option name commander stores a flag under (`--graceful-timeout` → `gracefulTimeout`). */
@@ -300,28 +383,55 @@ export function attributeOf(spec: OptionSpec): string {
   return new Option(spec.flags).attributeName();
 }
 
+/** The subcommands, one line each, as `arb --help` lists them. */
+export const SUBCOMMANDS: readonly (readonly [usage: string, what: string])[] = [
+  ['ctl <command>', 'control a running master: status, reload, ...'],
+  ['companion <command>', 'control the companions: status, start, stop, ...'],
+  ['upgrade --pid <file>', 'replace a running master, sockets kept'],
+];
+
+/** `arb <name> --help` for each subcommand, in the same order. */
+const SUBCOMMAND_NAMES = SUBCOMMANDS.map(([usage]) => usage.split(' ')[0]!);
+
+function subcommandsHelp(): string {
+  const width = Math.max(...SUBCOMMANDS.map(([u]) => u.length)) + 2;
+  const rows = SUBCOMMANDS.map(([u, what]) => `  arb ${u.padEnd(width)}${what}`);
+  return `\nCommands (arb <command> --help for each):\n${rows.join('\n')}\n`;
+}
+
 /** A fresh `arb` command definition (one per parse: commander keeps state). */
 export function buildProgram(version: string): Command {
+  const general = `${OPTION_GROUPS.general}:`;
   const program = new Command('arb')
-    .usage('[options] <app>')
+    .usage('[options] <app>\n       arb <command> ...')
     .description(
       'A pre-fork process manager for Node.js: a master that owns the sockets, N workers ' +
         'that serve the app, companions next to them.\n\n' +
-        '<app> is path/to/module[:export]. Also: arb companion --help, arb ctl --help,\n' +
-        'arb upgrade --help',
+        '<app> is path/to/module[:export]: a request listener, a fetch handler, an http.Server, ' +
+        'a Fastify instance, or a factory of one.',
     )
     .argument('[app]', 'the app module, path/to/module[:export]')
-    .version(version, '-v, --version', 'print the version')
-    .helpOption('-h, --help', 'show this help')
     .allowExcessArguments(false)
-    .showSuggestionAfterError(true);
-  for (const spec of OPTIONS) {
+    .showSuggestionAfterError(true)
+    .addHelpText('after', subcommandsHelp());
+  const ordered = Object.keys(OPTION_GROUPS).flatMap((g) => OPTIONS.filter((o) => o.group === g));
+  for (const spec of ordered) {
     const description = spec.defaultText
       ? `${spec.description} (default: ${spec.defaultText})`
       : spec.description;
-    const option = new Option(spec.flags, description);
+    const option = new Option(spec.flags, description).helpGroup(`${OPTION_GROUPS[spec.group]}:`);
     if (spec.parse) option.argParser(spec.parse as (v: string, p: unknown) => unknown);
     program.addOption(option);
   }
+  // after the others: commander lists the groups in the order their options came
+  program
+    .version(version, '-v, --version', 'print the version')
+    .addHelpOption(new Option('-h, --help', 'show this help').helpGroup(general));
+  program.options.find((o) => o.long === '--version')?.helpGroup(general);
   return program;
+}
+
+/** Whether `name` is one of the subcommands (`ctl`, `companion`, `upgrade`). */
+export function isSubcommand(name: string | undefined): boolean {
+  return name !== undefined && SUBCOMMAND_NAMES.includes(name);
 }

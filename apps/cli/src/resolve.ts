@@ -1,7 +1,6 @@
 import { aboveMaxWorkers } from '@arb/core';
 import { formatAddress, parseAddress } from '@arb/sock';
 import { CommanderError } from 'commander';
-import { parse as shellParse } from 'shell-quote';
 import * as v from 'valibot';
 import { findConfigFile, loadConfigFile } from './config-file.js';
 import { defaultsFrom } from './defaults.js';
@@ -14,6 +13,7 @@ import {
   type HookName,
   type ParsedConfig,
 } from './schema.js';
+import { ShellSplitError, shellSplit } from './shell-split.js';
 import { commanderMessage } from './subcommand.js';
 
 export type Action = 'run' | 'check' | 'print';
@@ -109,15 +109,14 @@ export async function resolveConfig(
   return { action: cli.print ? 'print' : cli.check ? 'check' : 'run', config };
 }
 
+/** Split as gunicorn splits `GUNICORN_CMD_ARGS` (shlex): quotes and backslashes, no expansion. */
 function splitArgs(text: string): string[] {
-  const parts = shellParse(text);
-  const bad = parts.find((p) => typeof p !== 'string');
-  if (bad !== undefined) {
-    throw new ConfigError('ARB_CMD_ARGS', [
-      `unsupported shell syntax ${JSON.stringify(bad)}; only flags and quoted values`,
-    ]);
+  try {
+    return shellSplit(text);
+  } catch (err) {
+    if (err instanceof ShellSplitError) throw new ConfigError('ARB_CMD_ARGS', [err.message]);
+    throw err;
   }
-  return parts as string[];
 }
 
 const FLAG_OF_KEY = new Map(

@@ -202,6 +202,7 @@ const configEntries = {
   bootTimeout: v.optional(seconds),
   keepAlive: v.optional(seconds),
   backlog: v.optional(count(1)),
+  bindRetries: v.optional(count(0)),
   maxRequests: v.optional(count(0)),
   maxRequestsJitter: v.optional(count(0)),
   reusePort: v.optional(v.boolean('must be true or false')),

@@ -12,6 +12,12 @@ export interface CommandIO {
   isTTY?: boolean;
   /** Request timeout in ms. Default 5000. */
   timeoutMs?: number;
+  /**
+   * The socket to use when neither `--socket` nor `ARB_COMPANION_SOCKET` names one: `arb`
+   * reads it from the config file in the working directory. Throws (one line) when that
+   * file cannot be read.
+   */
+  configSocket?: () => Promise<string | undefined>;
 }
 
 export const COMPANION_USAGE = `usage: arb companion <command> [name|all] [--socket PATH] [--json]
@@ -25,7 +31,8 @@ commands:
   signal <name|all> <SIG>  send a signal to the companion's process group
 
 options:
-  -s, --socket PATH      control socket (default: $ARB_COMPANION_SOCKET)
+  -s, --socket PATH      control socket (default: $ARB_COMPANION_SOCKET, else the
+                         companions.socket of the config file in this directory)
   --json                 print the raw JSON reply
   -h, --help             this help
 
@@ -162,16 +169,31 @@ export async function runCompanionCommand(argv: readonly string[], io: CommandIO
         throw new UsageError('too many arguments');
       }
     }
-    const socket = parsed.socket ?? env.ARB_COMPANION_SOCKET;
-    if (!socket)
-      throw new UsageError('no control socket; pass --socket or set ARB_COMPANION_SOCKET');
+    let socket = parsed.socket ?? (env.ARB_COMPANION_SOCKET || undefined);
+    if (!socket && io.configSocket) {
+      try {
+        socket = await io.configSocket();
+      } catch (err) {
+        io.stderr.write(`arb companion: ${(err as Error).message}\n`);
+        return 2;
+      }
+    }
+    if (!socket) {
+      throw new UsageError(
+        'no control socket: pass --socket, set ARB_COMPANION_SOCKET, or set companions.socket in the config file',
+      );
+    }
 
     let res: Response;
     try {
       res = await request(socket, req, { timeoutMs: io.timeoutMs ?? 5000 });
     } catch (err) {
       if (err instanceof LineClientError) {
-        io.stderr.write(`cannot reach companion socket ${socket}: ${err.message}\n`);
+        // one line: the path once, then why, with the errno
+        const why = err.message.replace(` at ${err.socketPath}`, '');
+        io.stderr.write(
+          `arb companion: cannot reach companion socket ${socket}: ${why} (${err.code})\n`,
+        );
         return 2;
       }
       throw err;

@@ -37,7 +37,10 @@ describe('arb companion: usage', () => {
     [['start', 'a', 'b'], 'too many arguments'],
     [['status', '--wat'], 'unknown option --wat'],
     [['status', '--socket'], '--socket needs a path'],
-    [['status'], 'no control socket; pass --socket or set ARB_COMPANION_SOCKET'],
+    [
+      ['status'],
+      'no control socket: pass --socket, set ARB_COMPANION_SOCKET, or set companions.socket in the config file',
+    ],
   ];
   for (const [argv, message] of cases) {
     it(`exits 2 for ${JSON.stringify(argv)}`, async () => {
@@ -57,7 +60,10 @@ describe('arb companion: usage', () => {
     const path = join(tmp(), 'none.sock');
     const r = await run(['status', '--socket', path]);
     expect(r.code).toBe(2);
-    expect(r.err).toContain(`cannot reach companion socket ${path}`);
+    // one line, not the usage
+    expect(r.err).toBe(
+      `arb companion: cannot reach companion socket ${path}: no control socket (ENOENT)\n`,
+    );
   });
 });
 

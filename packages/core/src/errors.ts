@@ -1,3 +1,6 @@
+import type { AppFailure } from './protocol/worker.js';
+import type { SourceLocation } from './worker/error-location.js';
+
 /** Base class of every error `@arb/core` throws on purpose. */
 export class ArbError extends Error {
   override name = 'ArbError';
@@ -33,12 +36,18 @@ export class PidfileError extends ArbError {
 /** The app module could not be imported, or its export is not something arb can serve. */
 export class AppLoadError extends ArbError {
   override name = 'AppLoadError';
+  /** What importing the app threw, as one line: `SyntaxError: Unexpected end of input`. */
+  readonly thrown: string | undefined;
+  /** Where: the syntax error, or the frame of the app that threw (when known). */
+  readonly where: SourceLocation | undefined;
   constructor(
     readonly app: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; thrown?: string; where?: SourceLocation },
   ) {
-    super(`cannot load app '${app}': ${message}`, options);
+    super(`cannot load app '${app}': ${message}`, { cause: options?.cause });
+    this.thrown = options?.thrown;
+    this.where = options?.where;
   }
 }
 
@@ -53,6 +62,8 @@ export class HaltServer extends ArbError {
     readonly status: number,
     /** Stop the workers gracefully (TERM) or quickly (INT/QUIT). */
     readonly graceful = true,
+    /** With status 4: why the app could not be loaded, as the worker reported it. */
+    readonly app?: AppFailure,
   ) {
     super(reason);
   }

@@ -15,13 +15,16 @@ export {
   type WorkerInfo,
 } from './hooks.js';
 /** The master: `new Arbiter(config).run()` resolves with the exit status. */
-export { Arbiter, type UpgradeResult } from './master/arbiter.js';
+export { Arbiter, type RunOptions, type UpgradeResult } from './master/arbiter.js';
 /** The one supervised sidecar process (`config.sidecar`). */
 export type { SidecarSpec } from './master/sidecar.js';
 /** The operator interfaces (`config.control`) and the companions' status they report. */
 export type { ControlOptions } from './ops/control.js';
 export type { CompanionSummary } from './ops/metrics.js';
+/** Why the app could not be loaded (`arbiter.appFailure`), and where. */
+export type { AppFailure } from './protocol/worker.js';
 /** The plain settings and their defaults (the CLI shows and merges them). */
 export { type ArbiterSettings, aboveMaxWorkers, DEFAULTS, inContainer } from './settings.js';
+export type { SourceLocation } from './worker/error-location.js';
 /** The app loader the workers use (the CLI's `--check-config` loads the app the same way). */
 export { appFile, loadApp } from './worker/load-app.js';

@@ -37,6 +37,11 @@ export interface ArbiterSettings {
   keepAlive: number;
   /** `listen()` backlog of every listener. */
   backlog: number;
+  /**
+   * Further attempts, 1 s apart, to bind an address that is in use or not available at
+   * start (gunicorn retries 4 times, always). 0: fail at once, naming the process on it.
+   */
+  bindRetries: number;
   /** Recycle a worker after this many requests. 0 disables. */
   maxRequests: number;
   /** Add a random 0..N (inclusive) to `maxRequests` per worker, so they do not restart together. */
@@ -138,6 +143,7 @@ export const DEFAULTS: Omit<
   shutdownDelay: 0,
   keepAlive: 5,
   backlog: 2048,
+  bindRetries: 0,
   maxRequests: 0,
   maxRequestsJitter: 0,
   reusePort: false,
@@ -173,6 +179,7 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
     seconds(s, k);
   if (s.bootTimeout !== undefined) seconds(s, 'bootTimeout');
   count(s, 'backlog', 1);
+  count(s, 'bindRetries', 0);
   count(s, 'maxRequests', 0);
   count(s, 'maxRequestsJitter', 0);
   count(s, 'umask', 0);

@@ -6,6 +6,7 @@ import { BindError } from './errors.js';
 import { bindTcpHandle, tcpName } from './handle.js';
 import { inheritFd } from './inherit.js';
 import { type Listener, register, tcpListenerFields, unixListenerFields } from './listener.js';
+import { tcpListenerPid } from './proc-net.js';
 import { assertReusePort } from './reuse-port.js';
 import { bindUnix } from './unix.js';
 
@@ -19,7 +20,10 @@ export interface BindOptions {
   /** Owner of unix socket files. Default: this process's. */
   uid?: number;
   gid?: number;
-  /** Attempts for an address that is in use or not available. Default 5, as gunicorn. */
+  /**
+   * Attempts for an address that is in use or not available, 1 s (`retryDelay`) apart.
+   * Default 5, as gunicorn; 1 fails at once.
+   */
   retries?: number;
   /** Pause between attempts, in milliseconds. Default 1000. */
   retryDelay?: number;
@@ -72,10 +76,12 @@ async function bindOne(address: ParsedAddress, backlog: number, options: BindOpt
     } catch (err) {
       if (!(err instanceof BindError) || !RETRYABLE.has(err.errno ?? '')) throw err;
       if (attempt >= attempts) {
+        if (attempts === 1) throw err;
         throw new BindError(
           err.address,
-          `${err.message.slice(err.message.indexOf(': ') + 2)} (gave up after ${attempts} attempts)`,
+          `${err.reason} (gave up after ${attempts} attempts)`,
           err.errno,
+          err.pid,
         );
       }
       options.onRetry?.(err, attempt);
@@ -96,11 +102,11 @@ async function bindTcpListener(address: TcpAddress, backlog: number, reusePort: 
   const text = formatAddress(address);
   const { ip, family } = await resolve(address, text);
   const result = bindTcpHandle(ip, address.port, family, reusePort);
-  if ('errno' in result) throw new BindError(text, describeTcp(result.errno), result.errno);
+  if ('errno' in result) throw tcpBindError(text, ip, address.port, result.errno);
   const name = tcpName(result.handle);
   if ('errno' in name) {
     result.handle.close();
-    throw new BindError(text, describeTcp(name.errno), name.errno);
+    throw tcpBindError(text, ip, address.port, name.errno);
   }
   return register(
     {
@@ -125,6 +131,13 @@ async function resolve(address: TcpAddress, text: string): Promise<{ ip: string;
     const code = (err as NodeJS.ErrnoException).code ?? 'ENOTFOUND';
     throw new BindError(text, `cannot resolve host '${address.host}' (${code})`, code);
   }
+}
+
+/** The error for a failed TCP bind; an address in use names the process on it when it can. */
+function tcpBindError(text: string, ip: string, port: number, errno: string): BindError {
+  const pid = errno === 'EADDRINUSE' ? tcpListenerPid(ip, port) : undefined;
+  const reason = describeTcp(errno) + (pid === undefined ? '' : ` (by pid ${pid})`);
+  return new BindError(text, reason, errno, pid);
 }
 
 function describeTcp(errno: string): string {

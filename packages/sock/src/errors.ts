@@ -19,8 +19,11 @@ export class BindError extends Error {
   readonly code = 'ERR_ARB_BIND';
   constructor(
     readonly address: string,
-    reason: string,
+    /** Why, without the address: `address in use (by pid 1234)`. */
+    readonly reason: string,
     readonly errno?: string,
+    /** The process listening on the address, when /proc tells (EADDRINUSE only). */
+    readonly pid?: number,
   ) {
     super(`cannot listen on ${address}: ${reason}`);
   }

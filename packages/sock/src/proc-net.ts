@@ -89,3 +89,55 @@ function compressV6(groups: string[]): string {
   if (best === -1) return groups.join(':');
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
+
+/**
+ * The pid of a process listening on TCP `port` at `host` (or on a wildcard address that
+ * covers it), found through /proc: the socket's inode in /proc/net/tcp{,6}, then the process
+ * holding that inode among /proc/<pid>/fd. Undefined when /proc does not tell: not Linux,
+ * another network namespace, or the holder's descriptors are not readable by this user.
+ * Reads every process's descriptor table: meant for an error message, not a hot path.
+ */
+export function tcpListenerPid(host: string, port: number): number | undefined {
+  const inodes = new Set<string>();
+  for (const family of [4, 6] as const) {
+    for (const row of rows(family === 4 ? '/proc/net/tcp' : '/proc/net/tcp6')) {
+      // st 0A is TCP_LISTEN
+      if (row[3] !== '0A' || !row[1] || !row[9] || row[9] === '0') continue;
+      const [hexHost = '', hexPort = ''] = row[1].split(':');
+      if (Number.parseInt(hexPort, 16) !== port) continue;
+      if (covers(decodeHost(hexHost, family), host)) inodes.add(row[9]);
+    }
+  }
+  if (inodes.size === 0) return undefined;
+  let pids: string[];
+  try {
+    pids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return undefined;
+  }
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue; // gone, or another user's
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m && inodes.has(m[1]!)) return Number(pid);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return undefined;
+}
+
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/** Whether a socket bound to `bound` stands in the way of binding `wanted` (same port). */
+function covers(bound: string, wanted: string): boolean {
+  if (bound === wanted || WILDCARDS.has(bound) || WILDCARDS.has(wanted)) return true;
+  return bound === `::ffff:${wanted}` || wanted === `::ffff:${bound}`;
+}

@@ -79,7 +79,7 @@ describe('bind: TCP', () => {
     expect(new Set(ls.map((l) => l.fd)).size).toBe(3);
   });
 
-  it('retries a busy port, then fails naming the address', async () => {
+  it('retries a busy port, then fails naming the address and the process on it', async () => {
     const busy = net.createServer();
     servers.push(busy);
     await listenOnPort(busy, 0, '127.0.0.1');
@@ -94,8 +94,10 @@ describe('bind: TCP', () => {
     expect(err).toBeInstanceOf(BindError);
     expect((err as BindError).address).toBe(`127.0.0.1:${port}`);
     expect((err as BindError).errno).toBe('EADDRINUSE');
+    // this process is the one listening on it, and /proc says so
+    expect((err as BindError).pid).toBe(process.pid);
     expect((err as Error).message).toBe(
-      `cannot listen on 127.0.0.1:${port}: address in use (gave up after 3 attempts)`,
+      `cannot listen on 127.0.0.1:${port}: address in use (by pid ${process.pid}) (gave up after 3 attempts)`,
     );
     expect(attempts).toEqual([1, 2]);
     expect(performance.now() - started).toBeGreaterThanOrEqual(190);

@@ -10,6 +10,7 @@ import {
 } from '../hooks.js';
 import { createLogger, type Logger, type LogSink } from '../logger.js';
 import { ArbiterControl } from '../ops/control.js';
+import type { AppFailure } from '../protocol/worker.js';
 import {
   type ArbiterSettings,
   aboveMaxWorkers,
@@ -41,6 +42,21 @@ import type { WorkerProcess } from './worker-state.js';
 import { WorkerPool } from './workers.js';
 
 export type { ArbiterDeps } from './deps.js';
+
+/** How the caller of {@link Arbiter.run} takes part. */
+export interface RunOptions {
+  /**
+   * Told first when the master cannot start (pidfile, bind, preload, `onStarting`; nothing
+   * is left running): returns true when it told the user itself, and the master then does
+   * not log the error. The CLI prints one line for the errors it knows.
+   */
+  onStartError?: (err: unknown) => boolean;
+}
+
+function appFailureOf(err: AppLoadError): AppFailure {
+  return { message: err.message, thrown: err.thrown, where: err.where };
+}
+
 export type { UpgradeResult } from './upgrade.js';
 
 /**
@@ -75,6 +91,11 @@ export class Arbiter implements ServerView {
   readonly envOrig: NodeJS.ProcessEnv;
   /** The directory this master started in (a re-exec'd master starts there too). */
   readonly startCwd: string;
+  /**
+   * Set when `run()` resolved 4: why the app could not be loaded (by a worker, or by the
+   * master with `preload`), with the place of the syntax error or throw when known.
+   */
+  appFailure: AppFailure | undefined;
 
   /** What the master does to the outside world (tests replace parts of it). */
   readonly deps: ArbiterDeps;
@@ -178,11 +199,14 @@ export class Arbiter implements ServerView {
    * 3/4 when a worker failed to boot/load the app, 4 when a preload failed, 255 after an
    * unexpected error in the loop. Nothing is left running when it resolves.
    */
-  async run(): Promise<number> {
+  async run(options: RunOptions = {}): Promise<number> {
     try {
       await this.start();
     } catch (err) {
-      this.log.error({ err }, `Error: ${(err as Error).message}`);
+      if (err instanceof AppLoadError) this.appFailure = appFailureOf(err);
+      if (options.onStartError?.(err) !== true) {
+        this.log.error({ err }, `Error: ${(err as Error).message}`);
+      }
       this.closeListeners();
       this.pidfile?.unlink();
       this.finish();
@@ -196,7 +220,10 @@ export class Arbiter implements ServerView {
         await this.signals.sleep(msUntil(this.deps.now(), this.deadlines()));
       }
     } catch (err) {
-      if (err instanceof HaltServer) return this.halt(err.reason, err.status, err.graceful);
+      if (err instanceof HaltServer) {
+        this.appFailure = err.app;
+        return this.halt(err.reason, err.status, err.graceful);
+      }
       this.log.error({ err }, 'Unhandled exception in main loop');
       this.control.stopping();
       await this.stop(false);

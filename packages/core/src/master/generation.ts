@@ -83,6 +83,11 @@ export class Generations {
       uid: s.user,
       gid: s.group,
       reusePort: s.reusePort,
+      retries: s.bindRetries + 1,
+      onRetry: (err, attempt) =>
+        this.log.error(
+          `${err.message}; retrying in 1 second (${attempt} of ${s.bindRetries} retries)`,
+        ),
     });
     // index i came from bind[i] when every entry gave one listener of its own
     const matches =

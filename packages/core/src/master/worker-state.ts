@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { WorkerInfo } from '../hooks.js';
 import type { Heartbeat } from '../protocol/heartbeat.js';
+import type { AppFailure } from '../protocol/worker.js';
 
 /**
  * A worker's life as the master sees it:
@@ -56,6 +57,8 @@ export class WorkerProcess implements WorkerInfo {
   exit: WorkerExit | undefined;
   /** The reason the worker gave (IPC) before exiting with 3 or 4. */
   fatal: string | undefined;
+  /** With exit 4: the app's error, as the worker reported it. */
+  fatalApp: AppFailure | undefined;
   /** The config generation it was spawned for (0 at start, +1 per HUP reload). */
   generation = 0;
   /** Its place among the workers kept (0..workers-1): boot failures back off per slot. */

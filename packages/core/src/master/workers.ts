@@ -5,6 +5,7 @@ import { type ArbiterHooks, runHookSafely, type ServerView } from '../hooks.js';
 import type { Logger } from '../logger.js';
 import type { Heartbeat } from '../protocol/heartbeat.js';
 import {
+  APP_LOAD_ERROR,
   isWorkerMessage,
   type MasterMessage,
   type StatsMessage,
@@ -141,6 +142,8 @@ export class WorkerPool {
     },
     fatal: (w, m) => {
       w.fatal = m.message;
+      if (m.code === APP_LOAD_ERROR && m.app && typeof m.app.message === 'string')
+        w.fatalApp = m.app;
     },
     stats: (w, m) => {
       this.host.control.workerStats(w, m);
@@ -471,7 +474,7 @@ export class WorkerPool {
       await runHookSafely(log, this.host.hooks, 'childExit', this.host, worker);
       if (!verdict.halt || !halting) continue;
       if (this.host.haltsOn(worker, verdict.halt.reason)) {
-        throw new HaltServer(verdict.halt.reason, verdict.halt.status);
+        throw new HaltServer(verdict.halt.reason, verdict.halt.status, true, worker.fatalApp);
       }
     }
   }

@@ -1,4 +1,14 @@
 import type { ArbiterSettings } from '../settings.js';
+import type { SourceLocation } from '../worker/error-location.js';
+
+/** Why the app could not be loaded, as a worker reports it and the master keeps it. */
+export interface AppFailure {
+  /** `cannot load app 'app.mjs': ...` */
+  message: string;
+  /** What importing the app threw: `SyntaxError: Unexpected end of input`. */
+  thrown?: string;
+  where?: SourceLocation;
+}
 
 /** The variable carrying a worker's {@link WorkerPayload} as JSON. */
 export const WORKER_ENV = 'ARB_WORKER';
@@ -68,7 +78,13 @@ export type WorkerMessage =
   /** Reached `maxRequests`: finishing the current request, then exiting; replace me now. */
   | { type: 'retiring' }
   /** About to exit with 3 (boot failure) or 4 (app load failure), and why. */
-  | { type: 'fatal'; code: typeof WORKER_BOOT_ERROR | typeof APP_LOAD_ERROR; message: string }
+  | {
+      type: 'fatal';
+      code: typeof WORKER_BOOT_ERROR | typeof APP_LOAD_ERROR;
+      message: string;
+      /** The app's own error, when importing it failed (`AppLoadError`'s fields). */
+      app?: AppFailure;
+    }
   /** Requests counted since the previous one (every `STATS_INTERVAL_MS`, when any). */
   | StatsMessage;
 

@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { http as httpModule, https as httpsModule } from '../builtins.js';
 import { AppLoadError } from '../errors.js';
 import { splitAppSpec } from '../settings.js';
+import { locateError } from './error-location.js';
 
 /** An object with a Web-standard `fetch(request)` (Hono, itty-router, ...). */
 export interface FetchHandler {
@@ -111,8 +112,18 @@ export async function importModule(
   } catch (err) {
     throw new AppLoadError(what, `importing ${file} threw: ${firstLine(err)}`, {
       cause: err,
+      thrown: describeThrown(err),
+      where: locateError(err, file),
     });
   }
+}
+
+/** `Name: first line of the message`; jiti's parse errors are the syntax errors they are. */
+function describeThrown(err: unknown): string {
+  if (!(err instanceof Error)) return firstLine(err);
+  const parse = /^ParseError: (.*)/.exec(firstLine(err));
+  if (parse) return `SyntaxError: ${parse[1]!.trim()}`;
+  return `${err.name}: ${firstLine(err)}`;
 }
 
 function pickExport(mod: Record<string, unknown>, name: string | undefined): unknown {

@@ -272,10 +272,17 @@ export class WorkerRuntime implements WorkerInfo {
   private fatal(code: 3 | 4, message: string, err: unknown): void {
     if (this.phase === 'exiting') return;
     this.phase = 'exiting';
-    this.log.error({ err, code }, message);
+    const app =
+      err instanceof AppLoadError
+        ? { message: err.message, thrown: err.thrown, where: err.where }
+        : undefined;
+    // A syntax error's stack is the module loader's, not the app's: its place says it all.
+    if (app?.where && app.thrown?.startsWith('SyntaxError')) {
+      this.log.error({ code, where: app.where }, message);
+    } else this.log.error({ err, code }, message);
     const sent = new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 500);
-      this.send({ type: 'fatal', code, message }, () => {
+      this.send({ type: 'fatal', code, message, ...(app ? { app } : {}) }, () => {
         clearTimeout(timer);
         resolve();
       });
