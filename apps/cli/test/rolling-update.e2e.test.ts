@@ -4,9 +4,8 @@
 // continuous load through haproxy, keep-alive and new connections. Not one request fails.
 import fs from 'node:fs';
 import path from 'node:path';
-import { freePort } from '@arb/testkit';
+import { type Backend, freePort, Haproxy } from '@arb/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Backend, Haproxy } from './haproxy.js';
 import { ArbProcess, cleanup, request, tempDir, waitFor } from './harness.js';
 import { LoadLoop } from './load.js';
 

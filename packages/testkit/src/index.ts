@@ -74,6 +74,7 @@ export function exited(child: ChildProcess): Promise<number | NodeJS.Signals> {
   if (child.signalCode !== null) return Promise.resolve(child.signalCode);
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
 }
+export { type Backend, findHaproxy, Haproxy, haproxyBin } from './haproxy.js';
 export {
   CONFORMANCE_LIMITS,
   type ConformanceCase,

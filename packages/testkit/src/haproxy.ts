@@ -2,15 +2,23 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { alive, waitFor } from '@arb/testkit';
+import { alive, waitFor } from './index.js';
 
-/** The haproxy binary (Debian package `haproxy`; `.ci/run` installs it). */
-export function haproxyBin(): string {
+/** The haproxy binary (Debian package `haproxy`; `.ci/run` installs it), or undefined. */
+export function findHaproxy(): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/local/sbin'])) {
     const p = path.join(dir, 'haproxy');
     if (dir && fs.existsSync(p)) return p;
   }
-  throw new Error('haproxy not found: install it (apt-get install -y haproxy), as .ci/run does');
+  return undefined;
+}
+
+/** The haproxy binary, or an error saying how to install it. */
+export function haproxyBin(): string {
+  const bin = findHaproxy();
+  if (!bin)
+    throw new Error('haproxy not found: install it (apt-get install -y haproxy), as .ci/run does');
+  return bin;
 }
 
 /** One backend server: the app port and the port of its `/readyz`. */
@@ -42,6 +50,7 @@ export class Haproxy {
     const cfg = [
       'global',
       `  stats socket ${this.socket} mode 600 level admin`,
+      '  maxconn 4096',
       'defaults',
       '  mode http',
       '  timeout connect 2s',
