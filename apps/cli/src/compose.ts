@@ -40,7 +40,7 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
       companions,
       configFile,
       path.resolve(cwd, config.chdir ?? '.'),
-      config.logLevel,
+      { level: config.logLevel, format: config.logFormat },
       { user: resolveId('user', user), group: resolveId('group', group) },
     ),
     control: controlOptions(config, cwd, path.resolve(cwd, config.chdir ?? '.')),
@@ -106,7 +106,7 @@ export function companionSidecar(
   companions: ResolvedConfig['companions'],
   configFile: string | undefined,
   baseDir: string,
-  logLevel: string,
+  log: { level: string; format: string },
   ids: { user?: number; group?: number } = {},
 ): SidecarSpec | undefined {
   if (!companions) return undefined;
@@ -152,7 +152,9 @@ export function companionSidecar(
           '--parent-pid',
           String(ctx.masterPid),
           '--log-level',
-          logLevel,
+          log.level,
+          '--log-format',
+          log.format,
         ],
         { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } },
       );

@@ -89,3 +89,4 @@ export {
   RunLeftovers,
   runProcesses,
 } from './run-guard.js';
+export { type ArbLogLine, parseArbLogLine, parseStrictJson } from './strict-json.js';
