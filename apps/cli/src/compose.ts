@@ -43,7 +43,7 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
       companions,
       configFile,
       path.resolve(cwd, config.chdir ?? '.'),
-      config.logLevel,
+      { level: config.logLevel, format: config.logFormat },
       { user: resolveId('user', user), group: resolveId('group', group) },
       { shutdownDelay: config.shutdownDelay, gracefulTimeout: config.gracefulTimeout },
     ),
@@ -112,7 +112,7 @@ export function companionSidecar(
   companions: ResolvedConfig['companions'],
   configFile: string | undefined,
   baseDir: string,
-  logLevel: string,
+  log: { level: string; format: string },
   ids: { user?: number; group?: number },
   budget: StopBudget,
 ): SidecarSpec | undefined {
@@ -166,7 +166,9 @@ export function companionSidecar(
           '--parent-pid',
           String(ctx.masterPid),
           '--log-level',
-          logLevel,
+          log.level,
+          '--log-format',
+          log.format,
         ],
         { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } },
       );

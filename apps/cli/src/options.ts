@@ -310,6 +310,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: 'info',
   },
   {
+    flags: '--log-format <format>',
+    key: 'logFormat',
+    description: 'auto (readable on a terminal), json or pretty: master, workers, companions',
+    defaultText: 'auto',
+  },
+  {
     flags: '--error-log <path>',
     group: 'logging',
     key: 'errorLog',

@@ -36,6 +36,7 @@ export interface ResolvedConfig extends Omit<ParsedConfig, HookName | 'bind' | '
   env: Record<string, string>;
   preload: boolean;
   logLevel: NonNullable<ParsedConfig['logLevel']>;
+  logFormat: NonNullable<ParsedConfig['logFormat']>;
   errorLog: string;
   /** The config file used, absolute; workers re-import it for their hooks. */
   configFile?: string;

@@ -5,6 +5,7 @@ import * as v from 'valibot';
 export { HOOK_NAMES, type HookName };
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 
 // Every schema carries its own message: describeIssues prints them as they are. valibot is
 // loaded instead of a larger validator to keep the master's RSS down (it loads in the master).
@@ -218,6 +219,12 @@ const configEntries = {
   workerTmpDir: v.optional(text),
   logLevel: v.optional(
     v.picklist(LOG_LEVELS, `must be one of ${LOG_LEVELS.map((l) => JSON.stringify(l)).join(', ')}`),
+  ),
+  logFormat: v.optional(
+    v.picklist(
+      LOG_FORMATS,
+      `must be one of ${LOG_FORMATS.map((f) => JSON.stringify(f)).join(', ')}`,
+    ),
   ),
   errorLog: v.optional(text),
   accessLog: v.optional(text),

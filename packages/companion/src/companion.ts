@@ -7,6 +7,7 @@ import { GID_ENV, UID_ENV } from './drop-privileges.js';
 import { runAsEntry, targetRunnerEntry } from './entries.js';
 import { LogFile } from './log-file.js';
 import type { Logger } from './logger.js';
+import { LineSplitter, type OutputLine } from './output-lines.js';
 import {
   type CompanionState,
   type Effect,
@@ -57,6 +58,16 @@ export interface CompanionEvents {
   reap: [pid: number];
   state: [state: CompanionState];
 }
+
+/** One line a companion wrote on its stdout or stderr, for the manager's log. */
+export interface CompanionOutputLine extends OutputLine {
+  companion: string;
+  pid: number;
+  stream: 'stdout' | 'stderr';
+}
+
+/** Where captured output goes (the manager process writes it as log lines). */
+export type CompanionOutput = (line: CompanionOutputLine) => void;
 
 interface Live {
   child: ChildProcess | null;
@@ -124,6 +135,11 @@ export class Companion extends EventEmitter<CompanionEvents> {
     private cfg: CompanionConfig,
     logger: Logger,
     private readonly random: () => number = Math.random,
+    /**
+     * Output not sent to a file (`stdout`/`stderr` "inherit") is read line by line and
+     * handed here; without it, the companion inherits this process's stdout/stderr.
+     */
+    private readonly output?: CompanionOutput,
   ) {
     super();
     this.log = logger.child({ companion: cfg.name });
@@ -319,9 +335,15 @@ export class Companion extends EventEmitter<CompanionEvents> {
         );
       }
     }
-    const out = stdoutSink ? 'pipe' : 'inherit';
+    // Captured: what would be inherited (stderr "stdout" with stdout captured is captured
+    // too, as stderr).
+    const captureOut = this.output !== undefined && cfg.stdout === 'inherit';
+    const captureErr =
+      this.output !== undefined &&
+      (cfg.stderr === 'inherit' || (cfg.stderr === 'stdout' && captureOut));
+    const out = stdoutSink || captureOut ? 'pipe' : 'inherit';
     // stderr "stdout" with an inherited stdout: the manager's fd 1.
-    const errOut = stderrSink ? 'pipe' : cfg.stderr === 'stdout' ? 1 : 'inherit';
+    const errOut = stderrSink || captureErr ? 'pipe' : cfg.stderr === 'stdout' ? 1 : 'inherit';
     const stdio: StdioOptions = ['ignore', out, errOut];
 
     const inherited = { ...process.env };
@@ -392,8 +414,10 @@ export class Companion extends EventEmitter<CompanionEvents> {
       sinks,
     };
     this.live = live;
-    this.forward(child.stdout, stdoutSink);
-    this.forward(child.stderr, stderrSink);
+    if (captureOut) this.capture(child.stdout, 'stdout', pid);
+    else this.forward(child.stdout, stdoutSink);
+    if (captureErr) this.capture(child.stderr, 'stderr', pid);
+    else this.forward(child.stderr, stderrSink);
 
     let reaped = false;
     const onGone = (code: number | null, signal: NodeJS.Signals | null) => {
@@ -430,6 +454,24 @@ export class Companion extends EventEmitter<CompanionEvents> {
         sink.once('drain', () => src.resume());
       }
     });
+    src.on('error', () => {});
+  }
+
+  /**
+   * Reads `src` line by line into the output. Each line is written synchronously before
+   * the next chunk is read, so a companion that writes faster than the log takes it is
+   * slowed down by its full pipe, never dropped; a last line without newline is flushed
+   * when the pipe closes.
+   */
+  private capture(src: Readable | null, stream: 'stdout' | 'stderr', pid: number | null): void {
+    const output = this.output;
+    if (!src || !output) return;
+    const companion = this.cfg.name;
+    const splitter = new LineSplitter((line) =>
+      output({ companion, pid: pid ?? 0, stream, ...line }),
+    );
+    src.on('data', (chunk: Buffer) => splitter.push(chunk));
+    src.on('end', () => splitter.end());
     src.on('error', () => {});
   }
 

@@ -23,7 +23,10 @@ export interface CompanionOptions {
   reloadTimeout?: number;
   /** Seconds a new process must stay up to count as RUNNING. Default 1. */
   startSecs?: number;
-  /** `"inherit"` (default) or a file path, appended to and created 0644. */
+  /**
+   * `"inherit"` (default: the manager's log, line by line, as `{proc:"companion", companion,
+   * pid, stream}` lines) or a file path, appended to and created 0644.
+   */
   stdout?: string;
   /** `"inherit"` (default), `"stdout"` (follow stdout) or a file path. */
   stderr?: string;

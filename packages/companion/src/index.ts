@@ -11,7 +11,13 @@ export {
   formatStatusTable,
   runCompanionCommand,
 } from './command.js';
-export { type CommandResult, Companion, type CompanionInfo } from './companion.js';
+export {
+  type CommandResult,
+  Companion,
+  type CompanionInfo,
+  type CompanionOutput,
+  type CompanionOutputLine,
+} from './companion.js';
 export {
   type Autorestart,
   type BuildOptions,
@@ -39,6 +45,7 @@ export {
   type RereadResult,
   type StopOptions,
 } from './manager.js';
+export { LineSplitter, MAX_OUTPUT_LINE_BYTES, type OutputLine } from './output-lines.js';
 export {
   COMMANDS,
   decodeRequest,

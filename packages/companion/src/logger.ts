@@ -1,4 +1,4 @@
-import { createLogSink, type Logger, normalizeLevel } from '@arb/sock/log';
+import { createLogSink, type LogFormat, type Logger, normalizeLevel } from '@arb/sock/log';
 import pino from 'pino';
 
 export { type Logger, normalizeLevel };
@@ -8,10 +8,13 @@ export { type Logger, normalizeLevel };
  * be shared with companions that inherit it), readable on a terminal, JSON lines elsewhere,
  * each line carrying `proc` so mixed streams say which process wrote them.
  */
-export function createLogger(opts: { level?: string; proc?: string } = {}): Logger {
+export function createLogger(
+  opts: { level?: string; proc?: string; format?: LogFormat } = {},
+): Logger {
   return createLogSink({
     proc: opts.proc ?? 'manager',
     level: opts.level ?? process.env.ARB_LOG_LEVEL,
+    format: opts.format,
   }).log;
 }
 

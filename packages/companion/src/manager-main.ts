@@ -1,8 +1,8 @@
 /**
  * The manager process entry: `node <managerEntry()> [--config FILE] [--socket PATH]
- * [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL] [--user USER] [--group GROUP]
- * [--stop-timeout S]`. `--stop-timeout`: the stopTimeout of companions that set none (arb
- * passes the workers' gracefulTimeout).
+ * [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL] [--log-format auto|json|pretty]
+ * [--user USER] [--group GROUP] [--stop-timeout S]`. `--stop-timeout`: the stopTimeout of
+ * companions that set none (arb passes the workers' gracefulTimeout).
  * `--user`/`--group`: the ids companions run as unless they name their own (arb passes the
  * workers' -u/-g); the manager itself keeps its ids, to signal companions of any user.
  *
@@ -12,6 +12,10 @@
  * `--loader MODULE` replaces the built-in file loader: MODULE exports
  * `loadCompanions(file)` (or a default function) returning the companions object, which is
  * how arb's CLI lets a reread re-import an `arb.config.ts`.
+ *
+ * Logs: the manager's own lines and its companions' output (what no config sends to a
+ * file, captured line by line: `{proc:"companion", companion, pid, stream}`) on stderr, JSON
+ * lines or, on a terminal, readable lines (`--log-format`).
  *
  * Readiness: once the socket is bound and every companion has been started, the manager
  * sends `{ type: 'ready', pid, socket, identity }` over the IPC channel when it has one, and
@@ -30,9 +34,9 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SocketInUseError, SocketPathError } from '@arb/sock';
+import { createLogSink, LOG_FORMATS, type LogFormat } from '@arb/sock/log';
 import { CompanionConfigError } from './errors.js';
 import { loadCompanionsFile } from './load-config.js';
-import { createLogger } from './logger.js';
 import { Manager } from './manager.js';
 
 /** Cap on stop deadlines when the parent died: stop signal, then SIGKILL within 0.5 s. */
@@ -41,6 +45,7 @@ const PARENT_POLL_MS = 200;
 
 const USAGE = `usage: node manager-main.js [--config FILE [--loader MODULE]] [--socket PATH]
                             [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL]
+                            [--log-format auto|json|pretty]
                             [--user USER] [--group GROUP] [--stop-timeout S]
 config: --config FILE (.json/.js/.mjs/.cjs), or $ARB_COMPANION_CONFIG, or $ARB_COMPANION_CONFIG_JSON
 `;
@@ -68,6 +73,7 @@ async function main(): Promise<number> {
     'base-dir'?: string;
     'parent-pid'?: string;
     'log-level'?: string;
+    'log-format'?: string;
     user?: string;
     group?: string;
     'stop-timeout'?: string;
@@ -82,6 +88,7 @@ async function main(): Promise<number> {
         'base-dir': { type: 'string' },
         'parent-pid': { type: 'string' },
         'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
         user: { type: 'string' },
         group: { type: 'string' },
         'stop-timeout': { type: 'string' },
@@ -108,7 +115,20 @@ async function main(): Promise<number> {
     );
     return 1;
   }
-  const log = createLogger({ level: values['log-level'], proc: 'manager' });
+  const format = values['log-format'] ?? 'auto';
+  if (!LOG_FORMATS.includes(format as LogFormat)) {
+    process.stderr.write(
+      `arb companion manager: --log-format must be one of ${LOG_FORMATS.join(', ')}, not ${JSON.stringify(format)}\n${USAGE}`,
+    );
+    return 1;
+  }
+  // stderr: stdout may be shared with companions that inherit it (API use without capture).
+  const sink = createLogSink({
+    proc: 'manager',
+    level: values['log-level'] ?? process.env.ARB_LOG_LEVEL,
+    format: format as LogFormat,
+  });
+  const log = sink.log;
   process.title = 'arb companion manager';
 
   const expectedParent = Number(values['parent-pid'] ?? process.env.ARB_COMPANION_PARENT_PID ?? 0);
@@ -154,6 +174,18 @@ async function main(): Promise<number> {
       stopTimeout,
       ...(values.socket !== undefined ? { socket: values.socket } : {}),
       logger: log,
+      output: (line) =>
+        sink.foreign(
+          {
+            proc: 'companion',
+            pid: line.pid,
+            companion: line.companion,
+            stream: line.stream,
+            continues: line.continues,
+            base64: line.base64,
+          },
+          line.text,
+        ),
     });
   } catch (err) {
     if (err instanceof CompanionConfigError) {

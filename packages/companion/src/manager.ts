@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { LineServerLimits } from '@arb/sock';
-import { type CommandResult, Companion } from './companion.js';
+import { type CommandResult, Companion, type CompanionOutput } from './companion.js';
 import {
   type BuildOptions,
   type CompanionConfig,
@@ -26,6 +26,11 @@ export interface ManagerOptions {
   /** Control socket path; overrides the config's `socket`. `null`: no socket. */
   socket?: string | null;
   logger?: Logger;
+  /**
+   * Companions' stdout/stderr that no config sends to a file, line by line (the manager
+   * process writes them as log lines). Without it, companions inherit this process's.
+   */
+  output?: CompanionOutput;
   /** Start the guard process that kills companions if this process dies. Default true. */
   guard?: boolean;
   /** Limits of the control socket (idle and read timeouts, connections...); @arb/sock's defaults. */
@@ -184,7 +189,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
   }
 
   private create(cfg: CompanionConfig): Companion {
-    const c = new Companion(cfg, this.log, this.opts.random);
+    const c = new Companion(cfg, this.log, this.opts.random, this.opts.output);
     c.on('spawn', (pid) => this.guard?.add(pid, c.config.stopSignal));
     c.on('reap', (pid) => this.guard?.remove(pid));
     c.on('state', (state) => this.emit('state', c.name, state));

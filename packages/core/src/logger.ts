@@ -1,5 +1,5 @@
 import { createLogSink, type Logger, type LogSink } from '@arb/sock/log';
-import type { LogLevel } from './settings.js';
+import type { LogFormat, LogLevel } from './settings.js';
 
 export type { Logger, LogSink };
 
@@ -7,6 +7,8 @@ export interface LoggerOptions {
   /** Which process writes: every line carries it, with the pid. */
   proc: 'master' | 'worker';
   level: LogLevel;
+  /** Default `auto`: readable on a terminal. */
+  format?: LogFormat;
   /** `-` for stderr, else a file path (appended to). */
   dest: string;
   /** `-` means this fd (2 for the error log, 1 for the access log). */

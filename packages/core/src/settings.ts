@@ -7,6 +7,8 @@ import { SettingError } from './errors.js';
 // logger alike; the hooks, sidecar and control that make a full config are in config.ts).
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+export type LogFormat = 'auto' | 'json' | 'pretty';
+const LOG_FORMATS: readonly LogFormat[] = ['auto', 'json', 'pretty'];
 
 /**
  * Every plain (serialisable) setting of the master and the workers, fully resolved.
@@ -67,6 +69,8 @@ export interface ArbiterSettings {
   /** Directory of the heartbeat files (tmpfs is best). */
   workerTmpDir: string;
   logLevel: LogLevel;
+  /** `auto` (readable on a terminal, JSON lines elsewhere), `json` or `pretty`: every process. */
+  logFormat: LogFormat;
   /** Error log: `-` for stderr, else a file path (reopened on USR1). */
   errorLog: string;
   /** Access log: `-` for stdout, a file path, or undefined for none. */
@@ -151,6 +155,7 @@ export const DEFAULTS: Omit<
   env: {},
   preload: false,
   logLevel: 'info',
+  logFormat: 'auto',
   errorLog: '-',
   workerExecArgv: [],
 };
@@ -191,6 +196,9 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
   }
   if (!LOG_LEVELS.includes(s.logLevel)) {
     throw new SettingError('logLevel', s.logLevel, `must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  if (!LOG_FORMATS.includes(s.logFormat)) {
+    throw new SettingError('logFormat', s.logFormat, `must be one of ${LOG_FORMATS.join(', ')}`);
   }
   if (typeof s.env !== 'object' || s.env === null || Array.isArray(s.env)) {
     throw new SettingError('env', s.env, 'must be an object of strings');

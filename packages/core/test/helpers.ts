@@ -40,6 +40,8 @@ export function recordingLog(): LogSink & {
   const levels = { debug: 20, info: 30, warn: 40, error: 50 };
   return {
     log,
+    pretty: false,
+    foreign: (fields, msg) => lines.push({ level: 30, ...fields, msg }),
     reopen: vi.fn(),
     dropped: () => 0,
     lines,

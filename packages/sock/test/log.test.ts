@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '@arb/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogSink, LineDestination, normalizeLevel, prettyLine } from '../src/log.js';
+import { createLogSink, LineDestination, normalizeLevel } from '../src/log.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -68,12 +68,7 @@ describe('the log destination', () => {
     expect(d.dropped).toBe(0);
   });
 
-  it('reads readable lines on a terminal, and gunicorn level names', () => {
-    const line = prettyLine(
-      `${JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 1, 234), proc: 'manager', pid: 7, msg: 'hi', companion: 'jobs' })}\n`,
-    );
-    expect(line).toBe('12:00:01.234 WARN [manager 7] hi {"companion":"jobs"}\n');
-    expect(prettyLine('not json\n')).toBe('not json\n');
+  it('maps gunicorn level names', () => {
     expect(normalizeLevel('warning')).toBe('warn');
     expect(normalizeLevel('critical')).toBe('fatal');
     expect(normalizeLevel('nonsense')).toBe('info');

@@ -90,3 +90,4 @@ export {
   RunLeftovers,
   runProcesses,
 } from './run-guard.js';
+export { type ArbLogLine, parseArbLogLine, parseStrictJson } from './strict-json.js';

@@ -114,7 +114,12 @@ export class Arbiter implements ServerView {
     const settings = settingsOf(config);
     this.logSink =
       this.deps.logSink ??
-      createLogger({ proc: 'master', level: settings.logLevel, dest: settings.errorLog });
+      createLogger({
+        proc: 'master',
+        level: settings.logLevel,
+        format: settings.logFormat,
+        dest: settings.errorLog,
+      });
     this.log = this.logSink.log;
     this.generations = new Generations(config, this.deps, this.log, this.envOrig);
     this.numWorkersValue = settings.workers;

@@ -334,9 +334,12 @@ export class WorkerPool {
     child.once('exit', onExit);
     child.on('error', (err) => {
       // a failed kill or IPC send: the exit event still comes
-      log.debug({ err, worker: worker.age }, 'worker process error');
+      log.debug({ err, workerPid: worker.pid, workerAge: worker.age }, 'worker process error');
     });
-    log.info({ worker: worker.age }, `Booting worker with pid: ${worker.pid}`);
+    log.info(
+      { workerPid: worker.pid, workerAge: worker.age },
+      `Booting worker with pid: ${worker.pid}`,
+    );
     return worker;
   }
 
@@ -403,7 +406,7 @@ export class WorkerPool {
       }
       const last = w.heartbeat?.lastUpdate();
       if (last === undefined || now - last <= timeout) continue;
-      this.host.log.error({ worker: w.age }, `WORKER TIMEOUT (pid:${w.pid})`);
+      this.host.log.error({ workerPid: w.pid, workerAge: w.age }, `WORKER TIMEOUT (pid:${w.pid})`);
       w.abortedAt = now;
       w.on('abort');
       await this.kill(w, 'SIGABRT');
@@ -465,7 +468,7 @@ export class WorkerPool {
         fatal: worker.fatal,
       });
       log[verdict.level](
-        { worker: worker.age, code: exit.code, signal: exit.signal },
+        { workerPid: worker.pid, workerAge: worker.age, code: exit.code, signal: exit.signal },
         verdict.message,
       );
       this.workers.delete(worker.age);

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createLogger, type LogSink } from '../logger.js';
+import type { LogFormat } from '../settings.js';
 
 /** Writes one access log line per response, through pino. */
 export interface AccessLog {
@@ -12,11 +13,13 @@ export interface AccessLog {
 export function createAccessLog(
   dest: string | undefined,
   format: string | undefined,
+  logFormat: LogFormat = 'auto',
 ): AccessLog | undefined {
   if (!dest) return undefined;
   const sink = createLogger({
     proc: 'worker',
     level: 'info',
+    format: logFormat,
     dest,
     stdFd: 1,
     base: { log: 'access' },
@@ -30,7 +33,15 @@ export function createAccessLog(
         const ns = Number(process.hrtime.bigint() - start);
         const fields = accessFields(req, res, ns, startedAt);
         if (format) sink.log.info(formatAccess(format, req, res, fields));
-        else sink.log.info(fields, `${fields.method} ${fields.url} ${fields.status}`);
+        else {
+          // The line's own `time` is when the response finished; the request's start is
+          // `start` (one `time` key per line).
+          const { time, ...rest } = fields;
+          sink.log.info(
+            { ...rest, start: time.toISOString() },
+            `${fields.method} ${fields.url} ${fields.status}`,
+          );
+        }
       });
     },
   };

@@ -52,8 +52,13 @@ export class WorkerRuntime implements WorkerInfo {
   constructor(private readonly payload: WorkerPayload) {
     const s = payload.settings;
     this.age = payload.age;
-    this.logSink = createLogger({ proc: 'worker', level: s.logLevel, dest: s.errorLog });
-    this.accessLog = createAccessLog(s.accessLog, s.accessLogFormat);
+    this.logSink = createLogger({
+      proc: 'worker',
+      level: s.logLevel,
+      format: s.logFormat,
+      dest: s.errorLog,
+    });
+    this.accessLog = createAccessLog(s.accessLog, s.accessLogFormat, s.logFormat);
     this.server = {
       pid: payload.masterPid,
       procName: s.procName,
