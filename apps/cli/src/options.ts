@@ -311,6 +311,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--log-format <format>',
+    group: 'logging',
     key: 'logFormat',
     description: 'auto (readable on a terminal), json or pretty: master, workers, companions',
     defaultText: 'auto',
