@@ -18,7 +18,7 @@ export interface MainContext {
  */
 export async function main(argv: readonly string[], ctx: MainContext): Promise<number> {
   if (argv[0] === 'companion') {
-    const { runCompanionCommand } = await import('@arb/companion');
+    const { runCompanionCommand } = await import('@arb/companion/command');
     return runCompanionCommand(argv.slice(1), {
       stdout: ctx.stdout,
       stderr: ctx.stderr,

@@ -34,13 +34,13 @@ import { handOverLogFiles, reopenLogs } from './log-files.js';
 import { Pidfile } from './pidfile.js';
 import { stopChildren } from './shutdown.js';
 import { SidecarSlot } from './sidecar.js';
-import { type UpgradeResult, Upgrader } from './upgrade.js';
+import { type UpgradeProgress, type UpgradeResult, Upgrader } from './upgrade.js';
 import { MASTER_SIGNALS, type MasterSignal, msUntil, Wakeup } from './wakeup.js';
 import type { WorkerProcess } from './worker-state.js';
 import { WorkerPool } from './workers.js';
 
 export type { ArbiterDeps } from './deps.js';
-export type { UpgradeResult } from './upgrade.js';
+export type { UpgradeProgress, UpgradeResult } from './upgrade.js';
 
 /**
  * The master: binds the listeners, keeps `workers` worker processes accepting on them,
@@ -395,9 +395,12 @@ export class Arbiter implements ServerView {
   }
 
   /** The one-step upgrade (see `upgrade.ts`): resolves once it succeeded or failed. */
-  upgrade(options: { timeout?: number } = {}): Promise<UpgradeResult> {
+  upgrade(
+    options: { timeout?: number; onProgress?: (p: UpgradeProgress) => void } = {},
+  ): Promise<UpgradeResult> {
     return this.upgrader.request(
       options.timeout ?? Math.max(effectiveBootTimeout(this.settings), 60),
+      options.onProgress,
     );
   }
 
