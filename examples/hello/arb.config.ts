@@ -12,6 +12,8 @@ function get(host: string, port: number): Promise<string | undefined> {
       });
       res.on('end', () => resolve(body));
     });
+    // nothing of this check may keep the master from exiting when it is stopped
+    req.on('socket', (socket) => socket.unref());
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(undefined));
   });
@@ -30,7 +32,7 @@ async function served(address: string, workers: number, timeoutMs: number): Prom
     const pid = /worker (\d+)/.exec((await get(host, port)) ?? '')?.[1];
     if (pid) seen.add(pid);
     if (seen.size >= workers) return true;
-    if (!pid) await new Promise((r) => setTimeout(r, 100));
+    if (!pid) await new Promise((r) => setTimeout(r, 100).unref());
   }
   return false;
 }
@@ -47,10 +49,11 @@ export default defineConfig({
     workers: [{ name: 'jobs', target: './jobs.mjs:run', stopTimeout: 5 }],
   },
   whenReady(server) {
-    // the hook runs before the workers: say "ready" once one of them serves, without
+    // the hook runs before the workers: say "ready" once every one of them answers, without
     // holding the master up (-b or ARB_CMD_ARGS may have moved the address)
+    // (a port 0 is known to the workers only: nothing to try then)
     const address = server.settings.bind.find(
-      (b) => /^[^/]+:\d+$/.test(b) && !b.startsWith('unix:'),
+      (b) => /^[^/]+:\d+$/.test(b) && !b.startsWith('unix:') && !b.endsWith(':0'),
     );
     if (!address) return;
     void served(address, server.numWorkers, 60_000).then((ok) => {

@@ -85,7 +85,13 @@ async function serve(argv: readonly string[], ctx: MainContext): Promise<number>
       ctx.stderr.write(`arb: ${(err as Error).message}\n`);
       return 4;
     }
-    return await new Arbiter(arbiterConfig).run();
+    const { stopWithPackageManager } = await import('./parent-watch.js');
+    const unwatch = stopWithPackageManager(ctx.env, ctx.stderr);
+    try {
+      return await new Arbiter(arbiterConfig).run();
+    } finally {
+      unwatch();
+    }
   } catch (err) {
     if (err instanceof EarlyExit) return err.exitCode;
     if (err instanceof ConfigError) {
