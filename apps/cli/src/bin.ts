@@ -4,23 +4,30 @@ import module from 'node:module';
 // NODE_DISABLE_COMPILE_CACHE=1 turns it off. The rest is imported after, so it is cached.
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
-const [{ version }, { main }] = await Promise.all([import('./version.js'), import('./main.js')]);
+const argv = process.argv.slice(2);
+const { version } = await import('./version.js');
 
-main(process.argv.slice(2), {
-  env: process.env,
-  cwd: process.cwd(),
-  stdout: process.stdout,
-  stderr: process.stderr,
-  version,
-  isTTY: process.stdout.isTTY === true,
-}).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(
-      `arb: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
-    process.exitCode = 1;
-  },
-);
+// `arb --version` needs nothing else: neither commander nor @arb/core (docs/BENCHMARKS.md)
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+  process.stdout.write(`${version}\n`);
+} else {
+  const { main } = await import('./main.js');
+  main(argv, {
+    env: process.env,
+    cwd: process.cwd(),
+    stdout: process.stdout,
+    stderr: process.stderr,
+    version,
+    isTTY: process.stdout.isTTY === true,
+  }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(
+        `arb: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+      );
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,4 +1,5 @@
-import { LineClientError, requestLine } from '@arb/sock';
+import { readFileSync } from 'node:fs';
+import { LineClientError, requestLine } from '@arb/sock/line-client';
 import { ctlSocketPath } from './ctl-path.js';
 import { parseSubcommand, subcommand, UsageError } from './subcommand.js';
 
@@ -19,14 +20,15 @@ commands:
   status                 the master, its listeners, workers and companions
   workers add [N]        keep N more workers (default 1)
   workers remove [N]     keep N fewer workers (at least 1 is kept)
-  reload                 HUP: new config, new generation; waits and reports the outcome
+  reload                 HUP: new config, new generation; prints its steps, then the outcome
   reopen                 reopen the log files (USR1)
-  upgrade                start a new master, hand over to it; waits and reports the outcome
+  upgrade                start a new master, hand over to it; prints its steps and waits
+                         until the new master is promoted (the old one gone)
   shutdown [--quick]     graceful stop (TERM), or quick (INT)
 
 options:
   -s, --socket PATH      control socket (default: $ARB_CTL_SOCKET, else ./arb.ctl)
-  --json                 print the raw JSON reply
+  --json                 print the raw JSON reply (reload, upgrade: a JSON line per step first)
   --timeout S            seconds to wait for the reply (default 5; reload and upgrade 600)
   -h, --help             this help
 
@@ -209,17 +211,106 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIO): Promise
   const cmd = req.cmd as string;
   const long = cmd === 'reload' || cmd === 'upgrade';
   const timeoutMs = (parsed.timeout ?? (long ? 600 : 5)) * 1000;
+  const deadline = Date.now() + timeoutMs;
   if (cmd === 'upgrade' && parsed.timeout !== undefined) req.timeout = parsed.timeout;
+  const human = io.isTTY === true && !parsed.json;
+  // a reload's or an upgrade's steps: for a person on stdout; for a program, JSON lines
+  // with --json, else on stderr (stdout keeps the one JSON reply it always had)
+  const step = (event: Obj) => {
+    if (parsed.json) io.stdout.write(`${JSON.stringify(event)}\n`);
+    else if (human) io.stdout.write(`${String(event.message)}\n`);
+    else io.stderr.write(`arb ctl: ${String(event.message)}\n`);
+  };
+  if (long) req.progress = true;
   let res: Obj;
   try {
-    res = await requestLine(socket, req, { timeoutMs });
+    res = await requestLine(socket, req, { timeoutMs, ...(long ? { onProgress: step } : {}) });
   } catch (err) {
     if (!(err instanceof LineClientError)) throw err;
     io.stderr.write(`arb ctl: cannot reach the master at ${socket}: ${err.message}\n`);
     return 2;
   }
-  if (io.isTTY !== true || parsed.json) io.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
+  if (cmd === 'upgrade' && res.ok === true) {
+    const failure = await awaitPromotion(socket, res, deadline, step);
+    if (failure !== undefined) res = { ...res, ok: false, error: failure };
+  }
+  if (!human) io.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
   else if (res.ok === true) io.stdout.write(formatHuman(cmd, res));
-  else io.stderr.write(`error: ${String(res.error ?? 'failed')}\n`);
-  return res.ok === true ? 0 : 1;
+  if (res.ok === true) return 0;
+  // the line a person reads, whatever stdout is
+  if (cmd === 'upgrade' && typeof res.old_pid === 'number') {
+    const error = String(res.error ?? 'failed');
+    io.stderr.write(
+      error.startsWith('upgrade ')
+        ? `arb ctl: ${error}\n`
+        : `arb ctl: upgrade failed: ${error}; master ${res.old_pid} keeps serving\n`,
+    );
+  } else if (human) io.stderr.write(`error: ${String(res.error ?? 'failed')}\n`);
+  return 1;
+}
+
+/**
+ * After the old master said the upgrade succeeded (its workers are gone, it exits): waits
+ * until the new master is promoted, i.e. serves the control socket at the plain path as
+ * the master, as `arb upgrade --pid` waits for the pidfile. Resolves to why not, or
+ * undefined once it is.
+ */
+async function awaitPromotion(
+  socket: string,
+  res: Obj,
+  deadline: number,
+  step: (event: Obj) => void,
+): Promise<string | undefined> {
+  const newPid = res.new_pid as number;
+  const oldPid = res.old_pid as number;
+  step({
+    event: 'progress',
+    cmd: 'upgrade',
+    state: 'promoting',
+    new_pid: newPid,
+    message: `waiting for master ${oldPid} to exit and new master ${newPid} to be promoted`,
+  });
+  for (;;) {
+    if (!alive(newPid)) return `upgrade failed: new master ${newPid} exited before it was promoted`;
+    try {
+      const status = await requestLine(
+        socket,
+        { cmd: 'status' },
+        { timeoutMs: Math.max(100, Math.min(2000, deadline - Date.now())), retryMs: 0 },
+      );
+      const m = (status.master ?? {}) as Obj;
+      if (m.pid === newPid && m.role === 'master') {
+        step({
+          event: 'progress',
+          cmd: 'upgrade',
+          state: 'promoted',
+          new_pid: newPid,
+          message: `new master ${newPid} promoted; master ${oldPid} gone`,
+        });
+        return undefined;
+      }
+    } catch (err) {
+      if (!(err instanceof LineClientError)) throw err;
+      // between the old master's exit and the new one's promotion, no one serves the socket
+    }
+    if (Date.now() >= deadline) {
+      return `upgrade incomplete: new master ${newPid} serves but was not promoted in time (master ${oldPid} ${alive(oldPid) ? 'still runs' : 'is gone'})`;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The process exists (possibly another user's) and is not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return true; // no /proc: kill(0) said it exists
+  }
 }

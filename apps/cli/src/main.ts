@@ -18,7 +18,7 @@ export interface MainContext {
  */
 export async function main(argv: readonly string[], ctx: MainContext): Promise<number> {
   if (argv[0] === 'companion') {
-    const { runCompanionCommand } = await import('@arb/companion');
+    const { runCompanionCommand } = await import('@arb/companion/command');
     return runCompanionCommand(argv.slice(1), {
       stdout: ctx.stdout,
       stderr: ctx.stderr,
@@ -89,16 +89,23 @@ async function serve(argv: readonly string[], ctx: MainContext): Promise<number>
       return hint ? 1 : 4;
     }
     const { appFailureLines, startErrorLines } = await import('./report.js');
+    const { stopWithPackageManager } = await import('./parent-watch.js');
     const arbiter = new Arbiter(arbiterConfig);
     let told = false;
-    const status = await arbiter.run({
-      onStartError: (err) => {
-        const lines = startErrorLines(err, ctx.cwd);
-        if (lines) ctx.stderr.write(lines);
-        told = lines !== undefined;
-        return told;
-      },
-    });
+    const unwatch = stopWithPackageManager(ctx.env, ctx.stderr);
+    let status: number;
+    try {
+      status = await arbiter.run({
+        onStartError: (err) => {
+          const lines = startErrorLines(err, ctx.cwd);
+          if (lines) ctx.stderr.write(lines);
+          told = lines !== undefined;
+          return told;
+        },
+      });
+    } finally {
+      unwatch();
+    }
     // a worker could not load the app: the master logged it; say where, for a person
     if (status === 4 && arbiter.appFailure && !told) {
       ctx.stderr.write(appFailureLines(arbiter.appFailure, ctx.cwd));

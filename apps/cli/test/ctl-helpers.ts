@@ -35,20 +35,31 @@ export function arb(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): P
   });
 }
 
-/** `arb ctl <args> --json` parsed. */
+/**
+ * `arb ctl <args> --json` parsed: the reply (`body`), and before it the progress events a
+ * reload or an upgrade prints, one JSON line each (`events`).
+ */
 export async function ctlJson(
   args: string[],
   cwd: string,
   env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; body: Record<string, unknown>; stderr: string }> {
+): Promise<{
+  code: number | null;
+  body: Record<string, unknown>;
+  events: Record<string, unknown>[];
+  stderr: string;
+}> {
   const r = await arb(['ctl', ...args, '--json'], cwd, env);
+  const lines = r.stdout.split('\n');
+  const events: Record<string, unknown>[] = [];
+  while (lines[0]?.startsWith('{"event":"progress"')) events.push(JSON.parse(lines.shift()!));
   let body: Record<string, unknown> = {};
   try {
-    body = JSON.parse(r.stdout) as Record<string, unknown>;
+    body = JSON.parse(lines.join('\n')) as Record<string, unknown>;
   } catch {
     // none (usage or connection error)
   }
-  return { code: r.code, body, stderr: r.stderr };
+  return { code: r.code, body, events, stderr: r.stderr };
 }
 
 /** Writes raw bytes to a unix socket and collects the reply lines until it closes (or `lines` came). */

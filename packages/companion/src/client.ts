@@ -1,4 +1,4 @@
-import { type RequestLineOptions, requestLine } from '@arb/sock';
+import { type RequestLineOptions, requestLine } from '@arb/sock/line-client';
 import type { Response } from './protocol.js';
 
 export type RequestOptions = RequestLineOptions;

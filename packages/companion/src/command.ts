@@ -1,4 +1,4 @@
-import { LineClientError } from '@arb/sock';
+import { LineClientError } from '@arb/sock/line-client';
 import { Command, CommanderError } from 'commander';
 import { request } from './client.js';
 import { parseSignalName, type Response, type StatusEntry } from './protocol.js';

@@ -54,6 +54,11 @@ export interface RequestLineOptions {
    * promoted) for this long, ms. Default 1000; 0: one attempt.
    */
   retryMs?: number;
+  /**
+   * Lines before the reply: the server's progress (objects without `ok`), for a request
+   * that asked for them. Without this, the first line is the reply.
+   */
+  onProgress?: (event: Record<string, unknown>) => void;
 }
 
 /** Longest reply read; a status of many companions is large, an endless one is an error. */
@@ -63,7 +68,7 @@ const RETRYABLE = new Set(['ENOENT', 'ECONNREFUSED', 'EAGAIN']);
 
 /**
  * Sends `request` as one JSON line to the unix socket `socketPath` and resolves to the
- * first reply line, parsed. The reply may say `ok: false`: that is not thrown. Throws
+ * first reply line, parsed (with `onProgress`: the first line that has `ok`). The reply may say `ok: false`: that is not thrown. Throws
  * {@link LineClientError} (or its subclasses) when there is no usable reply.
  */
 export async function requestLine(
@@ -77,7 +82,7 @@ export async function requestLine(
   const payload = `${JSON.stringify(request)}\n`;
   for (;;) {
     try {
-      return await once(socketPath, payload, timeoutMs, start + timeoutMs);
+      return await once(socketPath, payload, timeoutMs, start + timeoutMs, options.onProgress);
     } catch (err) {
       const e = err as LineClientError;
       if (
@@ -96,6 +101,7 @@ function once(
   payload: string,
   timeoutMs: number,
   deadline: number,
+  onProgress: ((event: Record<string, unknown>) => void) | undefined,
 ): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const sock = connect(socketPath);
@@ -117,24 +123,31 @@ function once(
     );
     sock.on('connect', () => sock.write(payload));
     sock.on('data', (chunk: Buffer) => {
-      const nl = chunk.indexOf(10);
-      if (nl === -1) {
-        chunks.push(chunk);
-        bytes += chunk.length;
+      let start = 0;
+      for (let nl = chunk.indexOf(10); nl !== -1 && !settled; nl = chunk.indexOf(10, start)) {
+        chunks.push(chunk.subarray(start, nl));
+        start = nl + 1;
+        const text = Buffer.concat(chunks).toString('utf8');
+        chunks.length = 0;
+        bytes = 0;
+        let value: unknown;
+        try {
+          value = JSON.parse(text);
+        } catch {
+          return finish(bad('invalid reply (not JSON)'));
+        }
+        if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+          return finish(bad('invalid reply (not an object)'));
+        }
+        const o = value as Record<string, unknown>;
+        if (onProgress && !('ok' in o)) onProgress(o);
+        else return finish(null, o);
+      }
+      if (start < chunk.length) {
+        chunks.push(chunk.subarray(start));
+        bytes += chunk.length - start;
         if (bytes > MAX_REPLY_BYTES) finish(bad('reply too long'));
-        return;
       }
-      chunks.push(chunk.subarray(0, nl));
-      let value: unknown;
-      try {
-        value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        return finish(bad('invalid reply (not JSON)'));
-      }
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        return finish(bad('invalid reply (not an object)'));
-      }
-      finish(null, value as Record<string, unknown>);
     });
     sock.on('end', () => finish(bad('the connection closed without a reply')));
     sock.on('error', (err: NodeJS.ErrnoException) => {

@@ -36,9 +36,11 @@ export interface LineServerOptions extends LineServerLimits {
   /**
    * Answers one request line (without its newline; never blank) with its reply line,
    * newline included, or undefined for no reply. A throw is answered with
-   * `errorLine("internal error: <message>")`.
+   * `errorLine("internal error: <message>")`. Before the reply, `progress` may write lines
+   * of its own (a reload's steps, for a client that asked for them); they are dropped
+   * while the client has not taken `maxProgressBytes` of them.
    */
-  handle(line: Buffer): Promise<string | undefined>;
+  handle(line: Buffer, progress: (line: string) => void): Promise<string | undefined>;
   /**
    * The reply for an error of the socket itself (`line too long`, `read timeout`,
    * `too many connections`, `internal error: ...`). Default `{"ok":false,"error":...}`.
@@ -58,6 +60,9 @@ const DEFAULTS: Required<LineServerLimits> = {
   readTimeoutMs: 10_000,
   lingerMs: 1000,
 };
+
+/** Progress lines not yet taken by a client beyond which more are dropped (the reply never is). */
+const MAX_PROGRESS_BYTES = 64 * 1024;
 
 /** How long a connection that broke a rule may take its last reply before it is dropped. */
 const GIVE_UP_GRACE_MS = 2000;
@@ -188,7 +193,10 @@ class Connection {
   constructor(
     private readonly sock: Socket,
     private readonly limits: Required<LineServerLimits>,
-    private readonly handle: (line: Buffer) => Promise<string | undefined>,
+    private readonly handle: (
+      line: Buffer,
+      progress: (line: string) => void,
+    ) => Promise<string | undefined>,
     private readonly errorLine: (error: string) => string,
     private readonly dropped: (why: string) => void,
   ) {
@@ -286,8 +294,12 @@ class Connection {
       // a reload or an upgrade takes a while: the client waits, it is not idle
       this.clearIdle();
       let reply: string | undefined;
+      const progress = (text: string) => {
+        if (s.destroyed || s.writableEnded || s.writableLength > MAX_PROGRESS_BYTES) return;
+        s.write(text);
+      };
       try {
-        reply = await this.handle(line);
+        reply = await this.handle(line, progress);
       } catch (err) {
         reply = this.errorLine(`internal error: ${(err as Error).message}`);
       }

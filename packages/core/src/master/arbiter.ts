@@ -36,7 +36,7 @@ import { Orphans } from './orphans.js';
 import { Pidfile } from './pidfile.js';
 import { stopChildren } from './shutdown.js';
 import { SidecarSlot } from './sidecar.js';
-import { type UpgradeResult, Upgrader } from './upgrade.js';
+import { type UpgradeProgress, type UpgradeResult, Upgrader } from './upgrade.js';
 import { MASTER_SIGNALS, type MasterSignal, msUntil, Wakeup } from './wakeup.js';
 import type { WorkerProcess } from './worker-state.js';
 import { WorkerPool } from './workers.js';
@@ -57,7 +57,7 @@ function appFailureOf(err: AppLoadError): AppFailure {
   return { message: err.message, thrown: err.thrown, where: err.where };
 }
 
-export type { UpgradeResult } from './upgrade.js';
+export type { UpgradeProgress, UpgradeResult } from './upgrade.js';
 
 /**
  * The master: binds the listeners, keeps `workers` worker processes accepting on them,
@@ -445,9 +445,12 @@ export class Arbiter implements ServerView {
   }
 
   /** The one-step upgrade (see `upgrade.ts`): resolves once it succeeded or failed. */
-  upgrade(options: { timeout?: number } = {}): Promise<UpgradeResult> {
+  upgrade(
+    options: { timeout?: number; onProgress?: (p: UpgradeProgress) => void } = {},
+  ): Promise<UpgradeResult> {
     return this.upgrader.request(
       options.timeout ?? Math.max(effectiveBootTimeout(this.settings), 60),
+      options.onProgress,
     );
   }
 

@@ -20,6 +20,7 @@ import {
   reloadDeadline,
   reloadTransition,
 } from './reload.js';
+import { type ReloadProgress, reloadProgress, sameProgress } from './reload-progress.js';
 import type { SidecarSpec } from './sidecar.js';
 import type { WorkerProcess } from './worker-state.js';
 
@@ -247,7 +248,11 @@ export interface ReloadMaster extends ServerView {
     killNow(w: WorkerProcess): Promise<void>;
   };
   readonly signals: { push(sig: 'SIGHUP'): void };
-  readonly control: { reloadEnded(outcome: ReloadOutcome): void };
+  readonly control: {
+    reloadEnded(outcome: ReloadOutcome): void;
+    /** Where the reload stands, each time that changes (`arb ctl reload` prints it). */
+    reloadProgress?(progress: ReloadProgress): void;
+  };
   now(): number;
   setNumWorkers(value: number): Promise<void>;
   mayUnlink(): boolean;
@@ -330,7 +335,19 @@ export class Reloader {
     const { state, effects } = reloadTransition(this.state, event);
     this.state = state;
     if (state.phase !== 'canary-window') this.window.close();
+    this.tellProgress();
     for (const effect of effects) await this.carryOut(effect);
+  }
+
+  private lastProgress: ReloadProgress | undefined;
+
+  /** Says where the reload stands when that changed (the outcome itself is `reloadEnded`). */
+  private tellProgress(): void {
+    if (this.state.phase === 'idle' || !this.m.control.reloadProgress) return;
+    const p = reloadProgress(this.state, this.m.pool.all(), this.m.numWorkers);
+    if (sameProgress(this.lastProgress, p)) return;
+    this.lastProgress = p;
+    this.m.control.reloadProgress(p);
   }
 
   private async carryOut(effect: ReloadEffect): Promise<void> {

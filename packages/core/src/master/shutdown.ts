@@ -22,7 +22,8 @@ export interface StoppingMaster {
  * Signals the workers (TERM graceful, QUIT quick) and the sidecar, waits up to
  * `gracefulTimeout` for workers and max(gracefulTimeout, sidecar stop timeout) for the
  * sidecar, then SIGKILLs what is left. During a graceful stop a queued INT/QUIT turns it
- * into a quick one. Woken by child exits and signals like the main loop, never polling.
+ * into a quick one; other signals are dropped. Woken by child exits and signals like the
+ * main loop, never polling.
  */
 export async function stopChildren(a: StoppingMaster, graceful: boolean): Promise<void> {
   const now = a.deps.now();
@@ -35,7 +36,11 @@ export async function stopChildren(a: StoppingMaster, graceful: boolean): Promis
     await a.pool.reap(false);
     a.orphans?.reap();
     const t = a.deps.now();
-    if (graceful && a.signals.take(['SIGINT', 'SIGQUIT'])) {
+    // every signal that came is acted on here or dropped: one left queued would make each
+    // sleep return at once, a busy loop starving the very exits it waits for (a second INT,
+    // as from a Ctrl-C that a package manager forwards, held the stop for the full timeout)
+    const pending = a.signals.drain();
+    if (graceful && pending.some((s) => s === 'SIGINT' || s === 'SIGQUIT')) {
       a.log.info('Quick shutdown requested');
       graceful = false;
       await a.pool.killAll('SIGQUIT');

@@ -237,10 +237,52 @@ export interface UpgradeHost extends ServerView {
   lineageEvent(event: LineageEvent): void;
 }
 
+/**
+ * Where an upgrade stands, for `arb ctl upgrade` to print as it advances: `state` is the
+ * machine's phase name as it is (`done` once it succeeded, before this master exits).
+ */
+export interface UpgradeProgress {
+  state: string;
+  newPid?: number;
+  /** Workers this master still has. */
+  workers: number;
+  message: string;
+}
+
+export function upgradeProgress(
+  state: UpgradeState,
+  workers: number,
+  pid: number,
+): UpgradeProgress {
+  const plural = (n: number) => `${n} old worker${n === 1 ? '' : 's'}`;
+  switch (state.phase) {
+    case 'requested':
+      return { state: state.phase, workers, message: 'starting a new master' };
+    case 'starting':
+      return {
+        state: state.phase,
+        newPid: state.newPid,
+        workers,
+        message: `new master ${state.newPid} booting`,
+      };
+    case 'retiring':
+      return {
+        state: state.phase,
+        newPid: state.newPid,
+        workers,
+        message: `new master ${state.newPid} serves; retiring master ${pid}'s workers: ${plural(workers)} left`,
+      };
+    default:
+      return { state: state.phase, workers, message: state.phase };
+  }
+}
+
 /** Starts new masters (USR2) and carries out the upgrade machine's effects. */
 export class Upgrader {
   state: UpgradeState = UPGRADE_IDLE;
   private resolve: ((r: UpgradeResult) => void) | undefined;
+  private onProgress: ((p: UpgradeProgress) => void) | undefined;
+  private lastProgress: string | undefined;
   private newMaster: { child: ChildProcess; exit?: WorkerExit } | undefined;
 
   constructor(private readonly host: UpgradeHost) {}
@@ -321,13 +363,18 @@ export class Upgrader {
     if (child?.connected && typeof child.disconnect === 'function') child.disconnect();
   }
 
-  /** `Arbiter.upgrade()`: stepped by the loop from the next pass on. */
-  request(timeout: number): Promise<UpgradeResult> {
+  /**
+   * `Arbiter.upgrade()`: stepped by the loop from the next pass on; `onProgress` hears each
+   * step (`arb ctl upgrade`).
+   */
+  request(timeout: number, onProgress?: (p: UpgradeProgress) => void): Promise<UpgradeResult> {
     if (this.state.phase !== 'idle') {
       return Promise.resolve({ ok: false, error: 'an upgrade is in progress' });
     }
     return new Promise((resolve) => {
       this.resolve = resolve;
+      this.onProgress = onProgress;
+      this.lastProgress = undefined;
       void this.apply({ type: 'request', timeout });
       this.host.signals.wake();
     });
@@ -349,9 +396,19 @@ export class Upgrader {
     return upgradeDeadline(this.state);
   }
 
+  /** Says where the upgrade stands when that changed. */
+  private tellProgress(): void {
+    if (!this.onProgress || this.state.phase === 'idle') return;
+    const p = upgradeProgress(this.state, this.host.pool.size, this.host.pid);
+    if (p.message === this.lastProgress) return;
+    this.lastProgress = p.message;
+    this.onProgress(p);
+  }
+
   private async apply(event: UpgradeEvent): Promise<void> {
     const { state, effects } = upgradeTransition(this.state, event);
     this.state = state;
+    this.tellProgress();
     for (const effect of effects) {
       switch (effect.type) {
         case 'reexec': {
@@ -381,6 +438,15 @@ export class Upgrader {
           const r = effect.result;
           if (r.ok) this.host.log.info(`Upgrade: new master (pid:${r.newPid}) took over`);
           else this.host.log.error(`Upgrade failed: ${r.error}; this master keeps serving`);
+          if (r.ok) {
+            this.onProgress?.({
+              state: 'done',
+              newPid: r.newPid,
+              workers: 0,
+              message: `old workers retired; master ${this.host.pid} exits for new master ${r.newPid}`,
+            });
+          }
+          this.onProgress = undefined;
           this.resolve?.(r);
           this.resolve = undefined;
         }

@@ -8,6 +8,7 @@ import {
 } from '@arb/sock';
 import { ownName } from '../master/lineage.js';
 import type { ReloadOutcome } from '../master/reload.js';
+import type { ReloadProgress } from '../master/reload-progress.js';
 import { isCounted, type WorkerProcess, type WorkerState } from '../master/worker-state.js';
 import { CTL_MAX_LINE_BYTES, encodeCtlResponse } from '../protocol/ctl.js';
 import type { StatsMessage } from '../protocol/worker.js';
@@ -192,7 +193,7 @@ export class ArbiterControl {
       ...this.options.socketLimits,
       path: p,
       log: this.host.log,
-      handle: (line) => this.commands.handleLine(line),
+      handle: (line, progress) => this.commands.handleLine(line, progress),
       errorLine: (error) => encodeCtlResponse({ ok: false, error }),
     });
     try {
@@ -242,6 +243,11 @@ export class ArbiterControl {
     const lineage = this.host.lineage;
     this.tell({ type: 'reload-ended', lineage, outcome, workers: this.liveCount() });
     this.commands.reloadEnded(outcome);
+  }
+
+  /** Where a reload stands (`arb ctl reload` prints it). */
+  reloadProgress(progress: ReloadProgress): void {
+    this.commands.reloadProgress(progress);
   }
 
   workerSpawned(_worker: WorkerProcess): void {

@@ -3,12 +3,16 @@ import { SettingError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { type Lineage, newMasterPid, parentMasterPid } from '../master/lineage.js';
 import type { ReloadOutcome } from '../master/reload.js';
+import type { ReloadProgress } from '../master/reload-progress.js';
+import type { UpgradeProgress } from '../master/upgrade.js';
 import type { MasterSignal } from '../master/wakeup.js';
 import type { WorkerProcess } from '../master/worker-state.js';
 import {
+  type CtlProgress,
   type CtlRequest,
   type CtlResponse,
   decodeCtlRequest,
+  encodeCtlProgress,
   encodeCtlResponse,
 } from '../protocol/ctl.js';
 import type { CompanionSummary } from './metrics.js';
@@ -29,6 +33,7 @@ export interface CtlHost {
   /** The one-step upgrade; absent when this master cannot upgrade. */
   upgrade?(options?: {
     timeout?: number;
+    onProgress?: (p: UpgradeProgress) => void;
   }): Promise<{ ok: boolean; newPid?: number; error?: string }>;
 }
 
@@ -46,6 +51,8 @@ interface ReloadWaiter {
   /** Resolved by the first outcome of a reload numbered at least this. */
   minSeq: number;
   resolve(outcome: ReloadOutcome): void;
+  /** The caller asked for the reload's steps. */
+  progress?(p: ReloadProgress): void;
 }
 
 /**
@@ -60,19 +67,30 @@ export class CtlHandlers {
     private readonly side: CtlSide,
   ) {}
 
-  /** One request line (without its newline) → one reply line. */
-  async handleLine(line: Buffer | string): Promise<string> {
+  /**
+   * One request line (without its newline) → one reply line; a `reload` or `upgrade` that
+   * asked for progress writes its steps with `write` before.
+   */
+  async handleLine(line: Buffer | string, write?: (line: string) => void): Promise<string> {
     const decoded = decodeCtlRequest(line);
     if (!decoded.ok) return encodeCtlResponse(decoded.response);
+    const id = decoded.id;
+    const emit =
+      write && ((p: CtlProgress) => write(encodeCtlProgress(id === undefined ? p : { id, ...p })));
     let response: CtlResponse;
     try {
-      response = await this.dispatch(decoded.request);
+      response = await this.dispatch(decoded.request, emit);
     } catch (err) {
       this.host.log.error({ err }, 'control command failed');
       response = { ok: false, error: `command failed: ${(err as Error).message}` };
     }
     if (decoded.id !== undefined) response = { id: decoded.id, ...response };
     return encodeCtlResponse(response);
+  }
+
+  /** Where a reload stands: the `reload` commands waiting for it and asking, hear it. */
+  reloadProgress(p: ReloadProgress): void {
+    for (const w of this.reloadWaiters) if (p.seq >= w.minSeq) w.progress?.(p);
   }
 
   /** A reload ended: the `reload` commands waiting for it answer. */
@@ -99,7 +117,7 @@ export class CtlHandlers {
     this.reloadWaiters = [];
   }
 
-  async dispatch(req: CtlRequest): Promise<CtlResponse> {
+  async dispatch(req: CtlRequest, emit?: (p: CtlProgress) => void): Promise<CtlResponse> {
     if (this.side.stopping() && req.cmd !== 'status') {
       return { ok: false, error: 'the master is shutting down' };
     }
@@ -109,12 +127,12 @@ export class CtlHandlers {
       case 'workers':
         return this.scale(req.action, req.count);
       case 'reload':
-        return this.reload();
+        return this.reload(req.progress === true ? emit : undefined);
       case 'reopen':
         this.host.signal('SIGUSR1');
         return { ok: true, message: 'reopening log files' };
       case 'upgrade':
-        return this.upgrade(req.timeout);
+        return this.upgrade(req.timeout, req.progress === true ? emit : undefined);
       case 'shutdown': {
         const sig: MasterSignal = req.quick ? 'SIGINT' : 'SIGTERM';
         // after this reply is written
@@ -144,27 +162,75 @@ export class CtlHandlers {
       : { ok: true, removed: previous - total, previous, total };
   }
 
-  /** HUP, answered with the outcome of the reload it started (or was coalesced into). */
-  private reload(): Promise<CtlResponse> {
+  /**
+   * HUP, answered with the outcome of the reload it started (or was coalesced into); with
+   * `emit`, each step of that reload, and how long it took, before.
+   */
+  private reload(emit?: (p: CtlProgress) => void): Promise<CtlResponse> {
     if (this.host.lineage.role === 'awaiting-promotion') {
       return Promise.resolve({
         ok: false,
         error: 'this master waits for promotion; reload the serving one',
       });
     }
+    const started = performance.now();
+    let from: number | undefined;
     return new Promise((resolve) => {
       this.reloadWaiters.push({
         minSeq: this.host.reloader.seq + 1,
-        resolve: ({ seq: _seq, ...o }) =>
-          resolve({ ...o, ...(o.ok ? { message: 'reloaded' } : {}) }),
+        resolve: ({ seq: _seq, ...o }) => {
+          const seconds = ((performance.now() - started) / 1000).toFixed(1);
+          if (emit && o.outcome === 'completed') {
+            const old = from === undefined ? 'old generation' : `generation ${from}`;
+            emit({
+              event: 'progress',
+              cmd: 'reload',
+              state: 'completed',
+              generation: o.generation,
+              seconds: Number(seconds),
+              message: `${old} retired; reload complete in ${seconds} s`,
+            });
+          } else if (emit && o.outcome === 'rolled_back') {
+            emit({
+              event: 'progress',
+              cmd: 'reload',
+              state: 'rolled_back',
+              generation: o.generation,
+              seconds: Number(seconds),
+              message: `rolled back in ${seconds} s`,
+            });
+          }
+          resolve({ ...o, ...(o.ok ? { message: 'reloaded' } : {}) });
+        },
+        ...(emit && {
+          progress: ({ message, ...p }: ReloadProgress) => {
+            from = p.from;
+            emit({ event: 'progress', cmd: 'reload', ...p, message });
+          },
+        }),
       });
       this.host.signal('SIGHUP');
     });
   }
 
-  private async upgrade(timeout: number | undefined): Promise<CtlResponse> {
+  private async upgrade(
+    timeout: number | undefined,
+    emit?: (p: CtlProgress) => void,
+  ): Promise<CtlResponse> {
     if (!this.host.upgrade) return { ok: false, error: 'this master cannot upgrade' };
-    const r = await this.host.upgrade(timeout === undefined ? {} : { timeout });
+    const r = await this.host.upgrade({
+      ...(timeout === undefined ? {} : { timeout }),
+      ...(emit && {
+        onProgress: ({ newPid, message, ...p }: UpgradeProgress) =>
+          emit({
+            event: 'progress',
+            cmd: 'upgrade',
+            ...p,
+            ...(newPid === undefined ? {} : { new_pid: newPid }),
+            message,
+          }),
+      }),
+    });
     this.side.upgradeEnded(r.ok);
     const out: CtlResponse = { ok: r.ok };
     if (r.newPid !== undefined) out.new_pid = r.newPid;

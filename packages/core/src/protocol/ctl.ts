@@ -9,6 +9,10 @@
  *   {"cmd":"reopen"}
  *   {"cmd":"upgrade"}       waits for the upgrade's outcome (optional "timeout" in seconds)
  *   {"cmd":"shutdown"}      {"cmd":"shutdown","quick":true}
+ *
+ * `reload` and `upgrade` with `"progress":true` get, before their reply, one line per step
+ * as the reload or upgrade advances: `{"event":"progress","cmd":"reload","state":...,
+ * "message":...}` (a `CtlProgress`, without `ok`: a client tells it from the reply by that).
  */
 
 /** Longest request line; requests are tiny. */
@@ -27,12 +31,24 @@ export type CtlCommand = (typeof CTL_COMMANDS)[number];
 export type CtlRequest =
   | { cmd: 'status' }
   | { cmd: 'workers'; action: 'add' | 'remove'; count: number }
-  | { cmd: 'reload' }
+  | { cmd: 'reload'; progress?: boolean }
   | { cmd: 'reopen' }
-  | { cmd: 'upgrade'; timeout?: number }
+  | { cmd: 'upgrade'; timeout?: number; progress?: boolean }
   | { cmd: 'shutdown'; quick: boolean };
 
 export type CtlResponse = { ok: boolean; id?: string | number; [key: string]: unknown };
+
+/**
+ * One step of a reload or an upgrade. `state` is the machine's own phase name (`reload.ts`,
+ * `upgrade.ts`): a phase added there is reported as it is; `message` says it for a person.
+ */
+export interface CtlProgress {
+  event: 'progress';
+  cmd: 'reload' | 'upgrade';
+  state: string;
+  message: string;
+  [key: string]: unknown;
+}
 
 export type CtlDecoded =
   | { ok: true; request: CtlRequest; id?: string | number }
@@ -59,9 +75,13 @@ export function decodeCtlRequest(line: Buffer | string): CtlDecoded {
   if (typeof o.cmd !== 'string') return bad("missing 'cmd'");
   switch (o.cmd) {
     case 'status':
-    case 'reload':
     case 'reopen':
       return ok({ cmd: o.cmd });
+    case 'reload':
+      if (o.progress !== undefined && typeof o.progress !== 'boolean') {
+        return bad("'progress' must be true or false");
+      }
+      return ok(o.progress === true ? { cmd: 'reload', progress: true } : { cmd: 'reload' });
     case 'workers': {
       if (o.action !== 'add' && o.action !== 'remove') {
         return bad('\'workers\' requires an \'action\': "add" or "remove"');
@@ -73,11 +93,15 @@ export function decodeCtlRequest(line: Buffer | string): CtlDecoded {
       return ok({ cmd: 'workers', action: o.action, count });
     }
     case 'upgrade': {
-      if (o.timeout === undefined) return ok({ cmd: 'upgrade' });
+      if (o.progress !== undefined && typeof o.progress !== 'boolean') {
+        return bad("'progress' must be true or false");
+      }
+      const progress = o.progress === true ? { progress: true } : {};
+      if (o.timeout === undefined) return ok({ cmd: 'upgrade', ...progress });
       if (typeof o.timeout !== 'number' || !Number.isFinite(o.timeout) || o.timeout <= 0) {
         return bad("'timeout' must be a number of seconds > 0");
       }
-      return ok({ cmd: 'upgrade', timeout: o.timeout });
+      return ok({ cmd: 'upgrade', timeout: o.timeout, ...progress });
     }
     case 'shutdown':
       if (o.quick !== undefined && typeof o.quick !== 'boolean') {
@@ -94,6 +118,11 @@ function fail(error: string, id?: string | number): CtlDecoded {
     ok: false,
     response: id === undefined ? { ok: false, error } : { ok: false, id, error },
   };
+}
+
+/** One progress line. */
+export function encodeCtlProgress(progress: CtlProgress): string {
+  return `${JSON.stringify(progress)}\n`;
 }
 
 /** One reply line. */
