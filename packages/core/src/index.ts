@@ -21,6 +21,8 @@ export type { SidecarSpec } from './master/sidecar.js';
 /** The operator interfaces (`config.control`) and the companions' status they report. */
 export type { ControlOptions } from './ops/control.js';
 export type { CompanionSummary } from './ops/metrics.js';
+/** The kernel signals this process when its parent dies (Linux, koffi): see `arb`'s npx guard. */
+export { signalOnParentDeath } from './ops/parent-death.js';
 /** Why the app could not be loaded (`arbiter.appFailure`), and where. */
 export type { AppFailure } from './protocol/worker.js';
 /** The plain settings and their defaults (the CLI shows and merges them). */
