@@ -5,6 +5,19 @@ import module from 'node:module';
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 const argv = process.argv.slice(2);
+
+// `arb --help | head`: a reader that closed the pipe ends the output, not with a stack. Only
+// for the commands that print and exit; a serving master never stops for a log destination.
+if (
+  argv.includes('--help') ||
+  argv.includes('-h') ||
+  /^(ctl|companion|help)$/.test(argv[0] ?? '')
+) {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
+}
 const { version } = await import('./version.js');
 
 // `arb --version` needs nothing else: neither commander nor @arb/core (docs/BENCHMARKS.md)
