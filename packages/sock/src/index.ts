@@ -37,6 +37,7 @@ export {
 } from './line-server.js';
 export type { Listener, ListenerOrigin } from './listener.js';
 export { describeSocket, type SocketInfo } from './proc-net.js';
+export { cpuPercent, type ProcStats, readProcStats } from './proc-stats.js';
 export { assertReusePort, listenReusePort, reusePortSupported } from './reuse-port.js';
 export {
   type ListenFdsOptions,
