@@ -35,7 +35,13 @@ export async function stopChildren(a: StoppingMaster, graceful: boolean): Promis
     await a.pool.reap(false);
     a.orphans?.reap();
     const t = a.deps.now();
-    if (graceful && a.signals.take(['SIGINT', 'SIGQUIT'])) {
+    // every signal is taken each turn: one left queued would make each sleep return at
+    // once, a loop of microtasks in which libuv never reports the exits it waits for
+    const sigs = a.signals.drain();
+    for (const sig of sigs) {
+      if (sig !== 'SIGINT' && sig !== 'SIGQUIT') a.log.info(`Signal ${sig} ignored: shutting down`);
+    }
+    if (graceful && (sigs.includes('SIGINT') || sigs.includes('SIGQUIT'))) {
       a.log.info('Quick shutdown requested');
       graceful = false;
       await a.pool.killAll('SIGQUIT');
@@ -59,6 +65,7 @@ export async function stopChildren(a: StoppingMaster, graceful: boolean): Promis
   const until = a.deps.now() + 2;
   while ((a.pool.size > 0 || a.sidecar.running) && a.deps.now() < until) {
     await a.signals.sleep(msUntil(a.deps.now(), [until]));
+    a.signals.drain();
     await a.pool.reap(false);
     a.orphans?.reap();
   }
