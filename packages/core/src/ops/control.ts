@@ -213,7 +213,8 @@ export class ArbiterControl {
   private healthView(): HealthView {
     const host = this.host;
     return {
-      loopTurned: () => host.signals.probe(),
+      // closing: the loop has made its last turn and the master is alive until it exits
+      loopTurned: () => (this.closed ? Promise.resolve() : host.signals.probe()),
       notReady: () => {
         const l = host.lineage;
         if (l.role === 'parent' && l.childServing) return undefined;
@@ -356,7 +357,8 @@ export class ArbiterControl {
     this.closed = true;
     this.tell({ type: 'closed' });
     this.commands.abort(this.host.generation);
-    // the loop has made its last turn: a `/livez` waiting for one is answered now
+    // the loop has made its last turn: a `/livez` waiting for one is answered now (and one
+    // that comes before the servers stop accepting at once, see healthView)
     this.host.signals.turned();
     // let the replies just resolved be written before the connections are ended
     await new Promise((r) => setImmediate(r));

@@ -1,5 +1,6 @@
 import type http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   claimSocketPath,
   parseAddress,
@@ -18,6 +19,8 @@ export const MASTER_PID_HEADER = 'X-Arb-Master-Pid';
 
 /** How long a closing server lets the requests it already accepted finish. */
 const CLOSE_LINGER_MS = 1000;
+/** How long a connection accepted just before the close has to send its request. */
+const READ_GRACE_MS = 200;
 
 /**
  * A small HTTP server of the master for operators and orchestrators (`--metrics-bind`,
@@ -92,6 +95,7 @@ export class EndpointServer {
 
   private answer(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.setHeader(MASTER_PID_HEADER, String(process.pid));
+    if (!this.server) res.setHeader('Connection', 'close'); // closing: no keep-alive
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
       return;
@@ -126,8 +130,12 @@ export class EndpointServer {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
-    const closed = new Promise((r) => server.close(r));
-    server.closeIdleConnections();
+    const closed = new Promise((r) => server.once('close', r));
+    // stop accepting only: http's close() also drops the connections just accepted whose
+    // request is not read yet (a reset probe); those get their answer first
+    net.Server.prototype.close.call(server);
+    await sleep(READ_GRACE_MS);
+    server.close(); // now the idle keep-alive connections go
     const linger = setTimeout(() => server.closeAllConnections(), CLOSE_LINGER_MS);
     await closed;
     clearTimeout(linger);
