@@ -51,6 +51,9 @@ export async function runUpgradeCommand(
 
   const old = readPid(file);
   if (old === undefined || !isAlive(old)) return fail(`no running master in ${file}`);
+  // as PID 1 of its namespace the master refuses USR2 (its exit would end the namespace,
+  // the new master with it): say so at once instead of waiting for a new master
+  if (old === 1) return fail((await import('@arb/core')).PID1_UPGRADE_REFUSED);
   const other = readPid(`${file}.2`);
   if (other !== undefined && isAlive(other)) {
     return fail(`an upgrade is already in progress: ${file}.2 names live pid ${other}`);

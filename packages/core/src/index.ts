@@ -18,6 +18,8 @@ export {
 export { Arbiter, type RunOptions, type UpgradeResult } from './master/arbiter.js';
 /** The one supervised sidecar process (`config.sidecar`). */
 export type { SidecarSpec } from './master/sidecar.js';
+/** Why a master that is PID 1 of its PID namespace refuses USR2 and `upgrade()`. */
+export { PID1_UPGRADE_REFUSED } from './master/upgrade.js';
 /** The operator interfaces (`config.control`) and the companions' status they report. */
 export type { ControlOptions } from './ops/control.js';
 export type { CompanionSummary } from './ops/metrics.js';

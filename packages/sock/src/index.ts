@@ -53,6 +53,7 @@ export {
   isSocketLive,
   MAX_UNIX_PATH_BYTES,
   type SocketFileId,
+  socketFileId,
   unlinkSocketIfOurs,
 } from './unix.js';
 export { lookupGroup, lookupUser, type UserEntry } from './users.js';

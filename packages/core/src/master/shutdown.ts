@@ -36,11 +36,13 @@ export async function stopChildren(a: StoppingMaster, graceful: boolean): Promis
     await a.pool.reap(false);
     a.orphans?.reap();
     const t = a.deps.now();
-    // every signal that came is acted on here or dropped: one left queued would make each
-    // sleep return at once, a busy loop starving the very exits it waits for (a second INT,
-    // as from a Ctrl-C that a package manager forwards, held the stop for the full timeout)
-    const pending = a.signals.drain();
-    if (graceful && pending.some((s) => s === 'SIGINT' || s === 'SIGQUIT')) {
+    // every signal is taken each turn: one left queued would make each sleep return at
+    // once, a loop of microtasks in which libuv never reports the exits it waits for
+    const sigs = a.signals.drain();
+    for (const sig of sigs) {
+      if (sig !== 'SIGINT' && sig !== 'SIGQUIT') a.log.info(`Signal ${sig} ignored: shutting down`);
+    }
+    if (graceful && (sigs.includes('SIGINT') || sigs.includes('SIGQUIT'))) {
       a.log.info('Quick shutdown requested');
       graceful = false;
       await a.pool.killAll('SIGQUIT');
@@ -64,6 +66,7 @@ export async function stopChildren(a: StoppingMaster, graceful: boolean): Promis
   const until = a.deps.now() + 2;
   while ((a.pool.size > 0 || a.sidecar.running) && a.deps.now() < until) {
     await a.signals.sleep(msUntil(a.deps.now(), [until]));
+    a.signals.drain();
     await a.pool.reap(false);
     a.orphans?.reap();
   }

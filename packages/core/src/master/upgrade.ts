@@ -2,8 +2,10 @@ import type { ChildProcess, SpawnOptions, StdioOptions } from 'node:child_proces
 import { type handoff, type Listener, withListenPid } from '@arb/sock';
 import { type ArbiterHooks, runHookSafely, type ServerView } from '../hooks.js';
 import type { Logger } from '../logger.js';
+import { ENDPOINTS_VAR, type EndpointFd, encodeEndpoints } from '../ops/endpoint-handoff.js';
 import type { ArbiterDeps } from './deps.js';
 import { type Lineage, type LineageEvent, newMasterPid } from './lineage.js';
+import { reapingMode } from './orphans.js';
 import type { WorkerExit } from './worker-state.js';
 
 /**
@@ -18,7 +20,10 @@ import type { WorkerExit } from './worker-state.js';
  *   `ARB_LISTENERS`, or under socket activation `LISTEN_FDS`/`LISTEN_FDNAMES` and a
  *   `LISTEN_PID` equal to the new master's own pid (a `/bin/sh` trampoline that execs in
  *   place, since spawn cannot know the pid beforehand);
- * - an IPC channel after the listeners, on which the new master says when it serves.
+ * - the metrics and health servers' listening sockets after the listeners, named in
+ *   `ARB_ENDPOINTS` (see `ops/endpoint-handoff.ts`): the new master answers on them once it
+ *   serves, so a probe is never refused while the masters change;
+ * - an IPC channel after those, on which the new master says when it serves.
  *
  * It is not detached: it must be our child, so that our exit re-parents it — which is how
  * it learns it has been promoted.
@@ -30,6 +35,7 @@ const INHERITANCE_VARS = [
   'ARB_FD',
   'ARB_LISTENERS',
   'ARB_BACKLOG',
+  ENDPOINTS_VAR,
   'LISTEN_PID',
   'LISTEN_FDS',
   'LISTEN_FDNAMES',
@@ -67,7 +73,17 @@ export interface ReexecInput {
   /** `process.argv`: `[node, script, ...args]`. */
   argv: readonly string[];
   handoff: typeof handoff;
+  /** The metrics/health servers' sockets (this process's fds), handed on after the listeners. */
+  endpoints?: readonly EndpointFd[];
 }
+
+/**
+ * Why a master that is PID 1 of its PID namespace never re-execs: the new master is its
+ * child, and when the old one (the namespace's init) exits the kernel kills every process
+ * of the namespace, the new master and its workers with it.
+ */
+export const PID1_UPGRADE_REFUSED =
+  'upgrade refused: arb is PID 1 of its namespace, and the new master would end with the old one; replace the container instead';
 
 export interface ReexecPlan {
   command: string;
@@ -82,6 +98,11 @@ export function reexecPlan(input: ReexecInput): ReexecPlan {
   for (const k of INHERITANCE_VARS) delete env[k];
   Object.assign(env, listeners.env);
   env.ARB_PID = String(input.masterPid);
+  const endpoints = input.endpoints ?? [];
+  if (endpoints.length > 0) {
+    const first = 3 + listeners.stdio.length;
+    env[ENDPOINTS_VAR] = encodeEndpoints(endpoints.map((e, i) => ({ ...e, fd: first + i })));
+  }
   const args = [...input.execArgv, ...input.argv.slice(1)];
   const [command, argv] = input.systemd
     ? withListenPid(input.execPath, args)
@@ -92,7 +113,14 @@ export function reexecPlan(input: ReexecInput): ReexecPlan {
     options: {
       cwd: input.startCwd,
       env,
-      stdio: ['inherit', 'inherit', 'inherit', ...listeners.stdio, 'ipc'],
+      stdio: [
+        'inherit',
+        'inherit',
+        'inherit',
+        ...listeners.stdio,
+        ...endpoints.map((e) => e.fd),
+        'ipc',
+      ],
     },
   };
 }
@@ -222,6 +250,8 @@ export function upgradeDeadline(state: UpgradeState): number | undefined {
 
 /** What the upgrade needs of its master: the Arbiter itself. */
 export interface UpgradeHost extends ServerView {
+  /** The endpoint servers whose sockets a new master inherits. */
+  readonly control: { endpointFds(): EndpointFd[] };
   readonly deps: ArbiterDeps;
   readonly log: Logger;
   readonly envOrig: NodeJS.ProcessEnv;
@@ -287,9 +317,14 @@ export class Upgrader {
 
   constructor(private readonly host: UpgradeHost) {}
 
+  /** The reason this master can never upgrade in place, if there is one. */
+  private get impossible(): string | undefined {
+    return reapingMode(this.host.pid, false) === 'pid1' ? PID1_UPGRADE_REFUSED : undefined;
+  }
+
   /**
    * USR2: starts a new master with our listeners. Refused while one we started lives,
-   * while we are ourselves unpromoted, and during a reload.
+   * while we are ourselves unpromoted, during a reload, and as PID 1.
    */
   async reexec(): Promise<{ pid?: number; error?: string }> {
     const { log, deps } = this.host;
@@ -297,6 +332,8 @@ export class Upgrader {
       log.warn(error);
       return { error };
     };
+    const impossible = this.impossible;
+    if (impossible) return refuse(impossible);
     const role = this.host.lineage.role;
     if (role === 'parent') return refuse('USR2 signal ignored. Child exists.');
     if (role === 'awaiting-promotion') return refuse('USR2 signal ignored. Parent exists.');
@@ -311,6 +348,7 @@ export class Upgrader {
       execArgv: process.execArgv,
       argv: process.argv,
       handoff: deps.handoff,
+      endpoints: this.host.control.endpointFds(),
     });
     // there is no forked pre-exec child in Node: preExec runs here, before the spawn
     await runHookSafely(log, this.host.hooks, 'preExec', this.host);
@@ -340,7 +378,11 @@ export class Upgrader {
       entry.exit = { code, signal };
       this.host.signals.wake();
     });
-    log.info(`Started a new master (pid:${pid}) with ${this.host.listeners.length} listeners`);
+    const endpoints = this.host.control.endpointFds().length;
+    const also = endpoints > 0 ? ` and ${endpoints} endpoint sockets` : '';
+    log.info(
+      `Started a new master (pid:${pid}) with ${this.host.listeners.length} listeners${also}`,
+    );
     return { pid };
   }
 
@@ -368,6 +410,11 @@ export class Upgrader {
    * step (`arb ctl upgrade`).
    */
   request(timeout: number, onProgress?: (p: UpgradeProgress) => void): Promise<UpgradeResult> {
+    const impossible = this.impossible;
+    if (impossible) {
+      this.host.log.warn(impossible);
+      return Promise.resolve({ ok: false, error: impossible });
+    }
     if (this.state.phase !== 'idle') {
       return Promise.resolve({ ok: false, error: 'an upgrade is in progress' });
     }

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import {
   LineServer,
@@ -13,6 +14,12 @@ import { isCounted, type WorkerProcess, type WorkerState } from '../master/worke
 import { CTL_MAX_LINE_BYTES, encodeCtlResponse } from '../protocol/ctl.js';
 import type { StatsMessage } from '../protocol/worker.js';
 import { CtlHandlers, type CtlHost, masterStatus } from './ctl-handlers.js';
+import {
+  ENDPOINTS_VAR,
+  type EndpointFd,
+  type EndpointKind,
+  takeInheritedEndpoints,
+} from './endpoint-handoff.js';
 // Types only: the endpoint server, the health routes and the metrics (prom-client) are
 // loaded when --metrics-bind or --health-bind asks for them: the master's RSS budget.
 import type { EndpointServer, Route } from './endpoint-server.js';
@@ -59,7 +66,7 @@ export interface ControlHost extends CtlHost {
   readonly serving: Promise<boolean>;
   readonly reloader: { readonly phase: string; readonly seq: number };
   /** The loop's wake-ups: `/livez` is answered by the loop's next turn. */
-  readonly signals: { wake(): void; probe(): Promise<void> };
+  readonly signals: { wake(): void; probe(): Promise<void>; turned(): void };
   now(): number;
   /** The master's log: lines it dropped because the destination failed. */
   readonly logSink?: { dropped(): number };
@@ -85,7 +92,12 @@ export class ArbiterControl {
   private readonly commands: CtlHandlers;
   private ctl: LineServer | undefined;
   /** The metrics and health servers, once listening. */
-  private readonly servers = new Map<'metrics' | 'health', EndpointServer>();
+  private readonly servers = new Map<EndpointKind, EndpointServer>();
+  /**
+   * Endpoint servers on sockets inherited from the master that started us (USR2), not yet
+   * accepting: the old master answers alone until our workers serve or it is gone.
+   */
+  private readonly deferred = new Map<EndpointKind, { server: EndpointServer; fd: number }>();
   /** The master halts (delay, drain): `/readyz` says so from the first moment. */
   private halting = false;
   private readonly startedAt = Date.now();
@@ -117,6 +129,7 @@ export class ArbiterControl {
     await this.serveEndpoints();
     void this.host.serving.then((serving) => {
       if (!serving) return;
+      void this.acceptInherited();
       this.tell({ type: 'serving', lineage: this.host.lineage, workers: this.liveCount() });
     });
   }
@@ -124,10 +137,19 @@ export class ArbiterControl {
   /**
    * The metrics server (`/metrics`, `/livez`, `/readyz`) and the health server (`/livez`,
    * `/readyz`); one server when both name the same address. A server that cannot listen
-   * is logged and left out: the master serves on without it.
+   * is logged and left out: the master serves on without it. A re-exec'd master takes the
+   * sockets the old master handed over for the same binds (`ARB_ENDPOINTS`) and accepts
+   * on them from the moment its workers serve (or it is promoted) on.
    */
   private async serveEndpoints(): Promise<void> {
     const { metricsBind, healthBind } = this.options;
+    const env = this.options.env ?? process.env;
+    if (!metricsBind && !healthBind && env[ENDPOINTS_VAR] === undefined) return;
+    const separateHealth = healthBind && !sameAddress(healthBind, metricsBind);
+    const inherited = takeInheritedEndpoints(env, {
+      metrics: metricsBind,
+      health: separateHealth ? healthBind : undefined,
+    });
     if (!metricsBind && !healthBind) return;
     const [{ EndpointServer }, { healthRoutes }] = await Promise.all([
       import('./endpoint-server.js'),
@@ -139,25 +161,64 @@ export class ArbiterControl {
       const routes = new Map([['/metrics', await this.metricsRoute()], ...health]);
       wanted.push(['metrics', metricsBind, routes]);
     }
-    if (healthBind && !sameAddress(healthBind, metricsBind))
-      wanted.push(['health', healthBind, health]);
+    if (healthBind && separateHealth) wanted.push(['health', healthBind, health]);
     for (const [what, bind, routes] of wanted) {
       const server = new EndpointServer(what, bind, routes, this.host.log);
-      try {
-        await server.listen();
-        this.servers.set(what, server);
-      } catch (err) {
-        this.host.log.error({ err }, `Cannot serve ${what} on ${bind}`);
+      const fd = inherited.get(what);
+      if (fd !== undefined && this.host.lineage.role === 'awaiting-promotion') {
+        this.deferred.set(what, { server, fd });
+        continue;
       }
+      await this.listenEndpoint(what, server, fd);
     }
   }
 
-  /** What `/livez` and `/readyz` read: the loop's turns, the workers' states, halting. */
+  private async listenEndpoint(
+    what: EndpointKind,
+    server: EndpointServer,
+    fd: number | undefined,
+  ): Promise<void> {
+    try {
+      await server.listen(fd);
+      this.servers.set(what, server);
+    } catch (err) {
+      this.host.log.error({ err }, `Cannot serve ${what} on ${server.bind}`);
+    }
+  }
+
+  /** Our workers serve, or we were promoted: the inherited endpoint sockets are ours to answer. */
+  private async acceptInherited(): Promise<void> {
+    const waiting = [...this.deferred];
+    this.deferred.clear();
+    for (const [what, { server, fd }] of waiting) {
+      if (this.closed) return;
+      await this.listenEndpoint(what, server, fd);
+    }
+  }
+
+  /** The endpoint servers' sockets, for a new master (USR2) to inherit. */
+  endpointFds(): EndpointFd[] {
+    const out: EndpointFd[] = [];
+    for (const [what, server] of this.servers) {
+      const fd = server.fd;
+      if (fd !== undefined) out.push({ what, fd, bind: server.bind });
+    }
+    return out;
+  }
+
+  /**
+   * What `/livez` and `/readyz` read: the loop's turns, the workers' states, halting. While
+   * a new master we started serves on our sockets (an upgrade), we are ready whatever our
+   * own workers do: the traffic a load balancer sends is served, by its workers.
+   */
   private healthView(): HealthView {
     const host = this.host;
     return {
-      loopTurned: () => host.signals.probe(),
+      // closing: the loop has made its last turn and the master is alive until it exits
+      loopTurned: () => (this.closed ? Promise.resolve() : host.signals.probe()),
       notReady: () => {
+        const l = host.lineage;
+        if (l.role === 'parent' && l.childServing) return undefined;
         if (this.halting) return 'stopping';
         if (!host.pool.all().some((w) => w.state === 'ready')) return 'no worker serves';
         return undefined;
@@ -275,6 +336,11 @@ export class ArbiterControl {
   /** A re-exec'd master was promoted: it is the main process now, at the plain ctl path. */
   promoted(): void {
     this.tell({ type: 'promoted', pid: this.host.pid, workers: this.liveCount() });
+    // the old master is gone: the socket files it created are ours to remove at our stop
+    for (const server of this.servers.values()) server.claimFile();
+    void this.acceptInherited().then(() => {
+      for (const server of this.servers.values()) server.claimFile();
+    });
     void (async () => {
       await this.ctl?.close();
       this.ctl = undefined;
@@ -297,11 +363,21 @@ export class ArbiterControl {
     this.closed = true;
     this.tell({ type: 'closed' });
     this.commands.abort(this.host.generation);
+    // the loop has made its last turn: a `/livez` waiting for one is answered now (and one
+    // that comes before the servers stop accepting at once, see healthView)
+    this.host.signals.turned();
     // let the replies just resolved be written before the connections are ended
     await new Promise((r) => setImmediate(r));
-    await Promise.all([this.ctl?.close(), ...[...this.servers.values()].map((s) => s.close())]);
+    // a new master of ours serves on the endpoint sockets: their files stay
+    const unlink = this.host.lineage.role !== 'parent';
+    await Promise.all([
+      this.ctl?.close(),
+      ...[...this.servers.values()].map((s) => s.close(unlink)),
+    ]);
     this.ctl = undefined;
     this.servers.clear();
+    for (const { fd } of this.deferred.values()) closeFd(fd);
+    this.deferred.clear();
   }
 
   /** The metrics endpoint, once listening. */
@@ -344,6 +420,14 @@ export class ArbiterControl {
       served: (age) => this.tally.served(age),
       companions: () => this.companions(),
     });
+  }
+}
+
+function closeFd(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // closed already
   }
 }
 
