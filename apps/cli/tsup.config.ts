@@ -11,7 +11,7 @@ export default defineConfig([
     shims: true,
   },
   {
-    entry: ['src/bin.ts', 'src/companion-loader.ts'],
+    entry: ['src/bin.ts', 'src/companion-loader.ts', 'src/config-probe.ts'],
     format: ['esm'],
     sourcemap: true,
     target: 'node20',

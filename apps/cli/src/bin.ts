@@ -18,10 +18,9 @@ if (
     process.exit(process.exitCode ?? 0);
   });
 }
-const { version } = await import('./version.js');
-
 // `arb --version` needs nothing else: neither commander nor @arb/core (docs/BENCHMARKS.md)
 if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
+  const { version } = await import('./version.js');
   process.stdout.write(`${version}\n`);
 } else {
   const { main } = await import('./main.js');
@@ -30,7 +29,6 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
     cwd: process.cwd(),
     stdout: process.stdout,
     stderr: process.stderr,
-    version,
     isTTY: process.stdout.isTTY === true,
   }).then(
     (code) => {

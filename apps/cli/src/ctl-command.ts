@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { LineClientError, requestLine } from '@arb/sock/line-client';
 import { ctlSocketPath } from './ctl-path.js';
-import { parseSubcommand, subcommand, UsageError } from './subcommand.js';
+import { parseSubcommand, UsageError } from './subcommand.js';
 
 export interface CtlIO {
   stdout: { write(text: string): unknown };
@@ -45,17 +45,20 @@ interface Parsed {
 }
 
 function parse(argv: readonly string[]): Parsed {
-  const command = subcommand('arb ctl')
-    .option('-s, --socket <path>')
-    .option('--json')
-    .option('--quick')
-    .option('--timeout <seconds>');
   const { help, options, args } = parseSubcommand<{
     socket?: string;
     json?: boolean;
     quick?: boolean;
     timeout?: string;
-  }>(command, argv);
+  }>(
+    {
+      socket: { type: 'string', short: 's', value: 'path' },
+      json: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      timeout: { type: 'string', value: 'seconds' },
+    },
+    argv,
+  );
   if (options.socket === '') throw new UsageError('--socket needs a value');
   let timeout: number | undefined;
   if (options.timeout !== undefined) {

@@ -6,7 +6,8 @@ export interface MainContext {
   cwd: string;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
-  version: string;
+  /** Default: the `arb` package's (read only when serving: `arb ctl` needs none). */
+  version?: string;
   /** Tables for humans when true; JSON otherwise (`--json` forces JSON). */
   isTTY?: boolean;
 }
@@ -50,6 +51,7 @@ async function serve(argv: readonly string[], ctx: MainContext): Promise<number>
     import('./resolve.js'),
     import('./errors.js'),
   ]);
+  const version = ctx.version ?? (await import('./version.js')).version;
   // the master's modules, once the command line asks for more than --version or --help
   let core: typeof import('@arb/core') | undefined;
   try {
@@ -57,7 +59,7 @@ async function serve(argv: readonly string[], ctx: MainContext): Promise<number>
       argv,
       env: ctx.env,
       cwd: ctx.cwd,
-      version: ctx.version,
+      version,
     });
     if (action === 'print') {
       const { printConfig } = await import('./print-config.js');
@@ -71,7 +73,7 @@ async function serve(argv: readonly string[], ctx: MainContext): Promise<number>
     // HUP re-imports the config file and re-applies the command line and environment.
     arbiterConfig.reloadConfig = async () =>
       toArbiterConfig(
-        (await resolveConfig({ argv, env: ctx.env, cwd: ctx.cwd, version: ctx.version })).config,
+        (await resolveConfig({ argv, env: ctx.env, cwd: ctx.cwd, version })).config,
         ctx.cwd,
       );
     const dir = arbiterConfig.chdir ?? ctx.cwd;

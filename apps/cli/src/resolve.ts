@@ -2,7 +2,8 @@ import { aboveMaxWorkers } from '@arb/core';
 import { formatAddress, parseAddress } from '@arb/sock';
 import { CommanderError } from 'commander';
 import * as v from 'valibot';
-import { findConfigFile, loadConfigFile } from './config-file.js';
+import { findConfigFile } from './config-file.js';
+import { loadConfigLean } from './config-load.js';
 import { defaultsFrom } from './defaults.js';
 import { ConfigError } from './errors.js';
 import { attributeOf, buildProgram, OPTIONS } from './options.js';
@@ -14,7 +15,6 @@ import {
   type ParsedConfig,
 } from './schema.js';
 import { ShellSplitError, shellSplit } from './shell-split.js';
-import { commanderMessage } from './subcommand.js';
 
 export type Action = 'run' | 'check' | 'print';
 
@@ -76,7 +76,7 @@ export async function resolveConfig(
   const defaults = defaultsFrom(inv.env);
 
   const configFile = findConfigFile(cli.configFile ?? fromEnv?.configFile, inv.cwd);
-  const fileValues = configFile ? validate(await loadConfigFile(configFile), configFile) : {};
+  const fileValues = configFile ? validate(await loadConfigLean(configFile), configFile) : {};
 
   const layers = [defaults, fileValues, fromEnv?.values ?? {}, cli.values];
   const merged: Record<string, unknown> = {};
@@ -123,6 +123,16 @@ function splitArgs(text: string): string[] {
 const FLAG_OF_KEY = new Map(
   OPTIONS.filter((o) => o.key).map((o) => [o.key!, o.flags.split(/,\s*/).at(-1)!.split(' ')[0]!]),
 );
+
+/**
+ * One line for a commander error, as `arb` prints it: without commander's `error: ` and
+ * with its suggestion on the same line (`unknown option '--wrokers' (did you mean --workers?)`).
+ */
+function commanderMessage(err: CommanderError, written = ''): string {
+  const [first = err.message, second = ''] = (written || err.message).trim().split('\n');
+  const hint = /^\(Did you mean (.+)\?\)$/.exec(second.trim());
+  return first.replace(/^error: /, '') + (hint ? ` (did you mean ${hint[1]}?)` : '');
+}
 
 function parseFlags(args: string[], source: string, version: string): CliLayer {
   const program = buildProgram(version).exitOverride();

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { MainContext } from './main.js';
-import { parseSubcommand, subcommand, UsageError } from './subcommand.js';
+import { parseSubcommand, UsageError } from './subcommand.js';
 
 /**
  * `arb upgrade --pid FILE [--timeout S]`: the whole USR2 upgrade in one step, driven from
@@ -22,10 +22,13 @@ export async function runUpgradeCommand(
 ): Promise<number> {
   let parsed: ReturnType<typeof parseSubcommand<{ pid?: string; timeout?: string }>>;
   try {
-    const command = subcommand('arb upgrade')
-      .option('-p, --pid <file>')
-      .option('--timeout <seconds>');
-    parsed = parseSubcommand(command, argv);
+    parsed = parseSubcommand(
+      {
+        pid: { type: 'string', short: 'p', value: 'file' },
+        timeout: { type: 'string', value: 'seconds' },
+      },
+      argv,
+    );
     if (parsed.args.length > 0) throw new UsageError(`unexpected argument ${parsed.args[0]}`);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;

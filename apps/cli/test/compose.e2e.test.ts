@@ -219,7 +219,7 @@ export default {
     expect(bad.stderr).toMatch(/^arb: cannot load app 'bad\.mjs': .*\n$/);
     const boom = arbSync(['--check-config', 'boom.mjs'], cwd);
     expect(boom).toMatchObject({ code: 1 });
-    expect(boom.stderr).toContain('threw: boom');
+    expect(boom.stderr).toBe('arb: boom.mjs:1:7: Error: boom\n');
     expect(arbSync(['--check-config', '--workers', '0', 'app.mjs'], cwd).code).toBe(1);
   });
 

@@ -1,5 +1,5 @@
+import { parseArgs } from 'node:util';
 import { LineClientError } from '@arb/sock/line-client';
-import { Command, CommanderError } from 'commander';
 import { request } from './client.js';
 import { parseSignalName, type Response, type StatusEntry } from './protocol.js';
 
@@ -50,30 +50,46 @@ interface Parsed {
   positionals: string[];
 }
 
-/** The command line, with commander as every `arb` subcommand; usage errors are ours. */
+/**
+ * The command line, with node:util rather than commander: `arb companion status` is one of
+ * the CLI's short commands that must start within 2x of a bare `node` (issue 15), and
+ * commander's modules alone cost a third of that. Options anywhere, `--` ends them;
+ * `--help` wins over any mistake next to it.
+ */
 function parse(argv: readonly string[]): Parsed {
-  const command = new Command('arb companion')
-    .exitOverride()
-    .configureOutput({ writeOut: () => {}, writeErr: () => {} })
-    .helpOption('-h, --help')
-    .option('-s, --socket <path>')
-    .option('--json')
-    .argument('[args...]');
-  try {
-    command.parse(argv as string[], { from: 'user' });
-  } catch (err) {
-    if (!(err instanceof CommanderError)) throw err;
-    if (err.code === 'commander.helpDisplayed') {
-      return { help: true, json: false, socket: undefined, positionals: [] };
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: {
+      socket: { type: 'string', short: 's' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  let help = false;
+  let json = false;
+  let socket: string | undefined;
+  const positionals: string[] = [];
+  let error: string | undefined;
+  for (const t of tokens) {
+    if (t.kind === 'positional') positionals.push(t.value);
+    if (t.kind !== 'option') continue;
+    if (t.name === 'help') help = true;
+    if (error !== undefined) continue;
+    if (t.name === 'socket') {
+      if (!t.value) error = '--socket needs a path';
+      else socket = t.value;
+    } else if ((t.name === 'json' || t.name === 'help') && t.value === undefined) {
+      json ||= t.name === 'json';
+    } else {
+      error = `unknown option ${t.rawName}${t.value === undefined ? '' : `=${t.value}`}`;
     }
-    if (err.code === 'commander.optionMissingArgument')
-      throw new UsageError('--socket needs a path');
-    const option = /'([^']+)'/.exec(err.message)?.[1];
-    throw new UsageError(option ? `unknown option ${option}` : err.message.replace(/^error: /, ''));
   }
-  const o = command.opts<{ socket?: string; json?: boolean }>();
-  if (o.socket === '') throw new UsageError('--socket needs a path');
-  return { help: false, json: o.json === true, socket: o.socket, positionals: command.args };
+  if (help) return { help: true, json: false, socket: undefined, positionals: [] };
+  if (error !== undefined) throw new UsageError(error);
+  return { help: false, json, socket, positionals };
 }
 
 function pad(s: string, n: number): string {
