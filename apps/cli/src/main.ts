@@ -6,6 +6,8 @@ export interface MainContext {
   cwd: string;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** The keys of `arb top`'s live view. */
+  stdin?: NodeJS.ReadStream;
   version: string;
   /** Tables for humans when true; JSON otherwise (`--json` forces JSON). */
   isTTY?: boolean;
@@ -32,6 +34,17 @@ export async function main(argv: readonly string[], ctx: MainContext): Promise<n
     return runCtlCommand(argv.slice(1), {
       stdout: ctx.stdout,
       stderr: ctx.stderr,
+      env: ctx.env,
+      cwd: ctx.cwd,
+      isTTY: ctx.isTTY ?? false,
+    });
+  }
+  if (argv[0] === 'top') {
+    const { runTopCommand } = await import('./top-command.js');
+    return runTopCommand(argv.slice(1), {
+      stdout: ctx.stdout,
+      stderr: ctx.stderr,
+      ...(ctx.stdin ? { stdin: ctx.stdin } : {}),
       env: ctx.env,
       cwd: ctx.cwd,
       isTTY: ctx.isTTY ?? false,
