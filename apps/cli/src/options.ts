@@ -394,7 +394,7 @@ export function attributeOf(spec: OptionSpec): string {
 export const SUBCOMMANDS: readonly (readonly [usage: string, what: string])[] = [
   ['ctl <command>', 'control a running master: status, reload, ...'],
   ['companion <command>', 'control the companions: status, start, stop, ...'],
-  ['top', 'live view: workers req/s, latency, RSS, CPU, lag; companions'],
+  ['top', 'live view: req/s, latency, RSS, CPU, lag per worker'],
   ['upgrade --pid <file>', 'replace a running master, sockets kept'],
 ];
 
