@@ -11,7 +11,7 @@ const argv = process.argv.slice(2);
 if (
   argv.includes('--help') ||
   argv.includes('-h') ||
-  /^(ctl|companion|help)$/.test(argv[0] ?? '')
+  /^(ctl|companion|top|help)$/.test(argv[0] ?? '')
 ) {
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;
@@ -29,6 +29,8 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
     cwd: process.cwd(),
     stdout: process.stdout,
     stderr: process.stderr,
+    // only `arb top` reads keys: touching process.stdin opens fd 0, which a master must not
+    ...(argv[0] === 'top' ? { stdin: process.stdin } : {}),
     isTTY: process.stdout.isTTY === true,
   }).then(
     (code) => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { LineClientError, requestLine } from '@arb/sock/line-client';
 import { ctlSocketPath } from './ctl-path.js';
+import { bytes, hms, percent, table } from './format.js';
 import { parseSubcommand, UsageError } from './subcommand.js';
 
 export interface CtlIO {
@@ -111,40 +112,19 @@ function toRequest(p: Parsed): Record<string, unknown> {
   }
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .map((l) => `${l}\n`)
-    .join('');
-}
-
-function hms(seconds: unknown): string {
-  if (typeof seconds !== 'number') return '-';
-  const t = Math.floor(seconds);
-  const h = Math.floor(t / 3600);
-  const m = Math.floor((t % 3600) / 60);
-  return `${h}:${String(m).padStart(2, '0')}:${String(t % 60).padStart(2, '0')}`;
-}
-
 type Obj = Record<string, unknown>;
 
 /** `arb ctl status` for a terminal. */
 export function formatStatus(res: Obj): string {
   const m = (res.master ?? {}) as Obj;
-  let out = `master ${m.pid} (${m.proc_name}), ${m.role}, up ${hms(m.uptime)}, ${m.workers_target} workers wanted, generation ${m.generation}, reload ${m.reload}\n`;
+  let out = `master ${m.pid} (${m.proc_name}), ${m.role}, up ${hms(m.uptime)}, ${m.workers_target} workers wanted, generation ${m.generation}, reload ${m.reload}, RSS ${bytes(m.rss_bytes)}, CPU ${percent(m.cpu_percent)}\n`;
   const listeners = (res.listeners ?? []) as Obj[];
   out += `listening: ${listeners.map((l) => l.url ?? l.address).join(', ') || '-'}\n`;
   if (m.metrics) out += `metrics: ${m.metrics}/metrics\n`;
   const workers = (res.workers ?? []) as Obj[];
   out += '\n';
   out += table([
-    ['PID', 'AGE', 'GEN', 'STATE', 'BOOTED', 'UPTIME', 'REQUESTS', 'HEARTBEAT'],
+    ['PID', 'AGE', 'GEN', 'STATE', 'BOOTED', 'UPTIME', 'REQUESTS', 'RSS', 'CPU', 'HEARTBEAT'],
     ...workers.map((w) => [
       String(w.pid ?? '-'),
       String(w.age),
@@ -153,6 +133,8 @@ export function formatStatus(res: Obj): string {
       w.booted ? 'yes' : 'no',
       hms(w.uptime),
       String(w.requests ?? 0),
+      bytes(w.rss_bytes),
+      percent(w.cpu_percent),
       w.last_heartbeat == null ? '-' : `${w.last_heartbeat}s ago`,
     ]),
   ]);
@@ -160,12 +142,14 @@ export function formatStatus(res: Obj): string {
   if (Array.isArray(c)) {
     out += '\n';
     out += table([
-      ['COMPANION', 'STATE', 'PID', 'RESTARTS'],
+      ['COMPANION', 'STATE', 'PID', 'RESTARTS', 'RSS', 'CPU'],
       ...(c as Obj[]).map((e) => [
         String(e.name),
         String(e.state),
         String(e.pid ?? '-'),
         String(e.restarts ?? 0),
+        bytes(e.rss_bytes),
+        percent(e.cpu_percent),
       ]),
     ]);
   } else if (c && typeof c === 'object') {

@@ -8,6 +8,8 @@ export interface MainContext {
   stderr: NodeJS.WritableStream;
   /** Default: the `arb` package's (read only when serving: `arb ctl` needs none). */
   version?: string;
+  /** The keys of `arb top`'s live view. */
+  stdin?: NodeJS.ReadStream;
   /** Tables for humans when true; JSON otherwise (`--json` forces JSON). */
   isTTY?: boolean;
 }
@@ -33,6 +35,17 @@ export async function main(argv: readonly string[], ctx: MainContext): Promise<n
     return runCtlCommand(argv.slice(1), {
       stdout: ctx.stdout,
       stderr: ctx.stderr,
+      env: ctx.env,
+      cwd: ctx.cwd,
+      isTTY: ctx.isTTY ?? false,
+    });
+  }
+  if (argv[0] === 'top') {
+    const { runTopCommand } = await import('./top-command.js');
+    return runTopCommand(argv.slice(1), {
+      stdout: ctx.stdout,
+      stderr: ctx.stderr,
+      ...(ctx.stdin ? { stdin: ctx.stdin } : {}),
       env: ctx.env,
       cwd: ctx.cwd,
       isTTY: ctx.isTTY ?? false,

@@ -394,6 +394,7 @@ export function attributeOf(spec: OptionSpec): string {
 export const SUBCOMMANDS: readonly (readonly [usage: string, what: string])[] = [
   ['ctl <command>', 'control a running master: status, reload, ...'],
   ['companion <command>', 'control the companions: status, start, stop, ...'],
+  ['top', 'live view: req/s, latency, RSS, CPU, lag per worker'],
   ['upgrade --pid <file>', 'replace a running master, sockets kept'],
 ];
 
@@ -438,7 +439,7 @@ export function buildProgram(version: string): Command {
   return program;
 }
 
-/** Whether `name` is one of the subcommands (`ctl`, `companion`, `upgrade`). */
+/** Whether `name` is one of the subcommands (`ctl`, `companion`, `top`, `upgrade`). */
 export function isSubcommand(name: string | undefined): boolean {
   return name !== undefined && SUBCOMMAND_NAMES.includes(name);
 }

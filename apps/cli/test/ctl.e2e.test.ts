@@ -108,8 +108,9 @@ describe('arb ctl', () => {
     });
     expect(code).toBe(0);
     expect(out).toMatch(new RegExp(`^master ${a.pid} \\(app\\), master, up `));
-    expect(out).toMatch(/PID +AGE +GEN +STATE +BOOTED +UPTIME +REQUESTS +HEARTBEAT/);
-    expect(out.match(/ ready +yes /g)).toHaveLength(2);
+    expect(out).toMatch(/PID +AGE +GEN +STATE +BOOTED +UPTIME +REQUESTS +RSS +CPU +HEARTBEAT/);
+    expect(out.match(/ ready +yes +\d+:\d\d:\d\d +\d+ +[\d.]+M +[\d.]+% /g)).toHaveLength(2);
+    expect(out).toMatch(/, RSS [\d.]+M, CPU [\d.]+%\n/);
 
     // ARB_CTL_SOCKET is the client's default, from any directory
     const elsewhere = await ctlJson(['status'], '/', { ARB_CTL_SOCKET: socket });

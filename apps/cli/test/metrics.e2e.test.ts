@@ -72,7 +72,7 @@ describe('--metrics-bind', () => {
     expect(before.get('arb_workers_desired')).toBe(2);
     expect(before.get('arb_workers{state="ready"}')).toBe(2);
     expect(before.get('arb_worker_spawns_total')).toBe(2);
-    expect(before.get('arb_http_request_duration_seconds_count')).toBe(0);
+    expect(before.get('arb_http_request_duration_seconds_count{code="2xx"}')).toBe(0);
     expect(before.get('arb_worker_exits_total{reason="crash"}')).toBe(0);
     expect(before.get('arb_master_process_resident_memory_bytes')).toBeGreaterThan(0);
 
@@ -80,23 +80,55 @@ describe('--metrics-bind', () => {
     for (let i = 0; i < 5; i++) await request(target, { path: '/missing' });
     const after = await until(
       scrape,
-      (m) => m.get('arb_http_request_duration_seconds_count') === 45,
-      '45 requests counted',
+      (m) =>
+        m.get('arb_http_request_duration_seconds_count{code="2xx"}') === 40 &&
+        m.get('arb_http_request_duration_seconds_count{code="4xx"}') === 5,
+      '45 requests counted, by status class',
     );
     expect(after.get('arb_http_requests_total{code="2xx"}')).toBe(40);
     expect(after.get('arb_http_requests_total{code="4xx"}')).toBe(5);
     expect(after.get('arb_http_requests_started_total')).toBe(45);
-    expect(after.get('arb_http_request_duration_seconds_bucket{le="+Inf"}')).toBe(45);
-    expect(after.get('arb_http_request_duration_seconds_bucket{le="10"}')).toBe(45);
-    expect(after.get('arb_http_request_duration_seconds_sum')).toBeGreaterThan(0);
+    expect(after.get('arb_http_request_duration_seconds_bucket{le="+Inf",code="2xx"}')).toBe(40);
+    expect(after.get('arb_http_request_duration_seconds_bucket{le="10",code="4xx"}')).toBe(5);
+    expect(after.get('arb_http_request_duration_seconds_sum{code="2xx"}')).toBeGreaterThan(0);
     // the text is prom-client's exposition format
     const text = (await httpGet(url)).body;
     expect(text).toMatch(/# TYPE arb_http_request_duration_seconds histogram/);
     expect(text).toMatch(/# TYPE arb_worker_exits_total counter/);
 
-    // kill a worker: a crash, a respawn, two live workers again
+    // per-worker gauges, one series per live worker, labelled by slot and pid
     const status = await ctlJson(['status'], cwd);
-    const victim = (status.body.workers as { pid: number }[])[0]!.pid;
+    const pids = (status.body.workers as { pid: number }[]).map((w) => w.pid);
+    const perWorker = (m: Map<string, number>, name: string) =>
+      [...m].filter(([k]) => k.startsWith(`${name}{`));
+    const gauges = [
+      'arb_worker_resident_memory_bytes',
+      'arb_worker_cpu_seconds_total',
+      'arb_worker_event_loop_lag_seconds',
+      'arb_worker_heartbeat_age_seconds',
+    ];
+    // the lag comes with a worker's first report, about a second after it is ready
+    const withLag = await until(
+      scrape,
+      (m) => gauges.every((name) => perWorker(m, name).length === 2),
+      'the per-worker gauges of both workers',
+    );
+    for (const name of gauges) {
+      const series = perWorker(withLag, name);
+      expect(series.map(([k]) => /pid="(\d+)"/.exec(k)![1]).sort()).toEqual(
+        pids.map(String).sort(),
+      );
+      for (const [k, v] of series) {
+        expect(k).toMatch(/^\w+\{slot="[01]",pid="\d+"\}$/);
+        expect(v).toBeGreaterThanOrEqual(0);
+      }
+    }
+    for (const [, v] of perWorker(withLag, 'arb_worker_resident_memory_bytes'))
+      expect(v).toBeGreaterThan(10 * 1024 * 1024);
+    expect(text).toMatch(/# TYPE arb_worker_resident_memory_bytes gauge/);
+
+    // kill a worker: a crash, a respawn, two live workers again
+    const victim = pids[0]!;
     process.kill(victim, 'SIGKILL');
     const killed = await until(
       scrape,
@@ -107,6 +139,8 @@ describe('--metrics-bind', () => {
       'a crash counted and the worker replaced',
     );
     expect(killed.get('arb_http_requests_total{code="2xx"}')).toBe(40);
+    // the dead worker's series went with it
+    expect([...killed.keys()].filter((k) => k.includes(`pid="${victim}"`))).toEqual([]);
 
     // a reload retires the old generation
     const reload = await ctlJson(['reload'], cwd);

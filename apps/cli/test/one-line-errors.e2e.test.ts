@@ -248,6 +248,7 @@ describe('--help and likely typos', () => {
     expect(commands.map((l) => l.trim().split(/\s+/).slice(0, 2).join(' '))).toEqual([
       'arb ctl',
       'arb companion',
+      'arb top',
       'arb upgrade',
     ]);
     for (const line of r.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80);

@@ -24,8 +24,9 @@ import {
 // loaded when --metrics-bind or --health-bind asks for them: the master's RSS budget.
 import type { EndpointServer, Route } from './endpoint-server.js';
 import type { HealthView } from './health.js';
-import type { ArbMetrics, CompanionSummary } from './metrics.js';
+import type { ArbMetrics, CompanionSummary, WorkerGauges } from './metrics.js';
 import { Notifier } from './notify.js';
+import { ProcSampler } from './proc-sampler.js';
 import {
   READINESS_START,
   type Readiness,
@@ -102,6 +103,8 @@ export class ArbiterControl {
   private halting = false;
   private readonly startedAt = Date.now();
   private readonly tally = new WorkerTally();
+  /** RSS and CPU, read when a status request or a scrape asks. */
+  private readonly sampler: ProcSampler;
   private closed = false;
 
   constructor(
@@ -109,6 +112,7 @@ export class ArbiterControl {
     private readonly options: ControlOptions = {},
   ) {
     this.notifier = new Notifier({ env: options.env ?? process.env, log: host.log });
+    this.sampler = new ProcSampler(() => host.now());
     this.commands = new CtlHandlers(host, {
       stopping: () => this.stoppingNow,
       status: () => this.status(),
@@ -239,11 +243,31 @@ export class ArbiterControl {
         },
         companions: () => this.companions(),
         logDropped: () => host.logSink?.dropped() ?? 0,
+        workers: () => this.workerGauges(),
       },
       { companions: this.options.companions !== undefined },
     );
     this.metrics.collectProcessMetrics();
     return metricsRoute(this.metrics, host.log);
+  }
+
+  /** Per live worker: what the metrics' per-worker gauges show. */
+  private workerGauges(): WorkerGauges[] {
+    const now = this.host.now();
+    const live = this.host.pool.all().filter((w) => w.pid !== undefined && w.state !== 'exited');
+    const procs = this.sampler.look(live.map((w) => ({ pid: w.pid!, uptime: now - w.spawnedAt })));
+    return live.map((w) => {
+      const p = procs.get(w.pid!);
+      const beat = w.heartbeat?.lastUpdate();
+      return {
+        slot: w.slot,
+        pid: w.pid!,
+        rssBytes: p?.rssBytes,
+        cpuSeconds: p?.cpuSeconds,
+        lag: this.tally.figures(w.age, now).lag,
+        heartbeatAge: beat === undefined ? undefined : Math.max(0, now - beat),
+      };
+    });
   }
 
   private async listenCtl(): Promise<void> {
@@ -317,7 +341,7 @@ export class ArbiterControl {
 
   /** A worker's batched request counts. */
   workerStats(worker: WorkerProcess, message: StatsMessage): void {
-    this.tally.stats(worker, message);
+    this.tally.stats(worker, message, this.host.now());
     this.metrics?.addStats(message);
   }
 
@@ -418,6 +442,8 @@ export class ArbiterControl {
       listeners: h.listeners,
       workers: h.pool.all(),
       served: (age) => this.tally.served(age),
+      figures: (age) => this.tally.figures(age, h.now()),
+      sample: (targets) => this.sampler.look(targets),
       companions: () => this.companions(),
     });
   }

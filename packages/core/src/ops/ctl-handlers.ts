@@ -16,6 +16,8 @@ import {
   encodeCtlResponse,
 } from '../protocol/ctl.js';
 import type { CompanionSummary } from './metrics.js';
+import type { ProcFigures, SampleTarget } from './proc-sampler.js';
+import type { WorkerFigures } from './worker-tally.js';
 
 /** What the ctl commands need of the master (the Arbiter has all of it). */
 export interface CtlHost {
@@ -260,16 +262,56 @@ export interface StatusView {
   workers: readonly WorkerProcess[];
   /** Requests a worker served (from its batched stats). */
   served(age: number): number;
+  /** A worker's req/s, latency quantiles and lag (from its batched stats). */
+  figures(age: number): WorkerFigures;
+  /** RSS and CPU of these processes (`ProcSampler.look`). */
+  sample(targets: readonly SampleTarget[]): Map<number, ProcFigures>;
   companions(): Promise<CompanionSummary[] | null>;
+}
+
+/** The status keys of one process's RSS and CPU; null when it could not be read. */
+function procKeys(p: ProcFigures | undefined): Record<string, number | null> {
+  return {
+    rss_bytes: p?.rssBytes ?? null,
+    cpu_percent: p?.cpuPercent ?? null,
+    cpu_seconds: p?.cpuSeconds ?? null,
+  };
 }
 
 /** `arb ctl status`: the master, its listeners, workers and companions. */
 export async function masterStatus(v: StatusView): Promise<Record<string, unknown>> {
   const round = (n: number) => Math.round(n * 100) / 100;
+  const ms = (n: number | undefined) => (n === undefined ? null : Math.round(n * 1e4) / 1e4);
+  let companions: unknown = null;
+  try {
+    companions = await v.companions();
+  } catch (err) {
+    companions = { error: (err as Error).message };
+  }
+  const masterUptime = (v.wallNow - v.startedAt) / 1000;
+  const targets: SampleTarget[] = [{ pid: v.pid, uptime: masterUptime }];
+  for (const w of v.workers) {
+    if (w.pid !== undefined && w.state !== 'exited')
+      targets.push({ pid: w.pid, uptime: v.now - w.spawnedAt });
+  }
+  if (Array.isArray(companions)) {
+    for (const c of companions as CompanionSummary[]) {
+      if (typeof c.pid === 'number' && c.pid > 0)
+        targets.push({ pid: c.pid, uptime: Number(c.uptime ?? 0) });
+    }
+  }
+  const procs = v.sample(targets);
+  if (Array.isArray(companions)) {
+    companions = (companions as CompanionSummary[]).map((c) => ({
+      ...c,
+      ...procKeys(typeof c.pid === 'number' ? procs.get(c.pid) : undefined),
+    }));
+  }
   const workers = [...v.workers]
     .sort((a, b) => a.age - b.age)
     .map((w) => {
       const last = w.heartbeat?.lastUpdate();
+      const f = v.figures(w.age);
       return {
         pid: w.pid ?? null,
         age: w.age,
@@ -279,14 +321,13 @@ export async function masterStatus(v: StatusView): Promise<Record<string, unknow
         uptime: round(v.now - w.spawnedAt),
         requests: v.served(w.age),
         last_heartbeat: last === undefined ? null : round(Math.max(0, v.now - last)),
+        req_per_sec: round(f.reqPerSec),
+        p50: ms(f.p50),
+        p99: ms(f.p99),
+        lag: ms(f.lag),
+        ...procKeys(w.pid === undefined ? undefined : procs.get(w.pid)),
       };
     });
-  let companions: unknown = null;
-  try {
-    companions = await v.companions();
-  } catch (err) {
-    companions = { error: (err as Error).message };
-  }
   return {
     master: {
       pid: v.pid,
@@ -296,13 +337,14 @@ export async function masterStatus(v: StatusView): Promise<Record<string, unknow
       parent_master_pid: parentMasterPid(v.lineage) || null,
       new_master_pid: newMasterPid(v.lineage) || null,
       started_at: Math.round(v.startedAt / 1000),
-      uptime: round((v.wallNow - v.startedAt) / 1000),
+      uptime: round(masterUptime),
       workers_target: v.numWorkers,
       generation: v.generation,
       reload: v.reload,
       systemd: v.systemd,
       ctl_socket: v.ctlSocket ?? null,
       metrics: v.metrics ?? null,
+      ...procKeys(procs.get(v.pid)),
     },
     listeners: v.listeners.map((l) => ({ address: l.address, url: l.url })),
     workers,

@@ -22,6 +22,22 @@ export interface CompanionSummary {
   [key: string]: unknown;
 }
 
+/** One live worker's per-worker gauges; a figure that could not be read is left out. */
+export interface WorkerGauges {
+  /** Its place among the workers kept (0..workers-1). */
+  slot: number;
+  pid: number;
+  rssBytes?: number | undefined;
+  cpuSeconds?: number | undefined;
+  /** Event-loop lag of its last report, seconds. */
+  lag?: number | undefined;
+  /** Seconds since its last heartbeat stamp. */
+  heartbeatAge?: number | undefined;
+}
+
+/** The label of a status class the histogram and the counter accept (`2xx`, `5xx`...). */
+const STATUS_CLASS = /^\dxx$/;
+
 /** What the metrics read from the master at scrape time. */
 export interface MetricsView {
   workersDesired(): number;
@@ -31,6 +47,11 @@ export interface MetricsView {
   companions(): Promise<CompanionSummary[] | null>;
   /** Log lines the master dropped so far (its log destination failed). */
   logDropped?(): number;
+  /**
+   * The live workers' gauges (read at each scrape: an exited worker's series are gone from
+   * the next scrape on, so pids do not pile up as label values).
+   */
+  workers?(): WorkerGauges[];
 }
 
 /** The companion states a `arb_companion_state` series exists for. */
@@ -49,8 +70,8 @@ export class ArbMetrics {
   readonly reloads: client.Counter<'outcome'>;
   readonly upgrades: client.Counter<'outcome'>;
   readonly requests: client.Counter<'code'>;
-  private readonly buckets = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
-  private latencySum = 0;
+  /** Per status class: its latency buckets (not cumulative) and their sum. */
+  private readonly latency = new Map<string, { buckets: number[]; sum: number }>();
   private requestsStarted = 0;
   private workerLogDropped = 0;
 
@@ -141,7 +162,10 @@ export class ArbMetrics {
       labelNames: ['code'],
       registers,
     });
+    // the usual class is there from the start: a dashboard sees 0, not "no data"
+    this.addLatency('2xx', [], 0);
     this.registry.registerMetric(this.latencyMetric() as unknown as client.Metric);
+    if (view.workers) this.workerMetrics(view.workers.bind(view));
     this.beforeScrape = options.companions ? this.companionMetrics(view) : async () => {};
   }
 
@@ -202,16 +226,87 @@ export class ArbMetrics {
     };
   }
 
+  /**
+   * Per-worker gauges, labelled by slot and pid, set from `workers()` at each scrape (one
+   * `/proc` reading of the workers serves all four).
+   */
+  private workerMetrics(workers: () => WorkerGauges[]): void {
+    const registers = [this.registry];
+    const labelNames = ['slot', 'pid'] as const;
+    // the first gauge collected reads the workers once for all four
+    const collect = () => {
+      for (const g of Object.values(gauges)) g.reset();
+      for (const w of workers()) {
+        const labels = { slot: String(w.slot), pid: String(w.pid) };
+        for (const key of Object.keys(gauges) as (keyof typeof gauges)[]) {
+          const value = w[key];
+          if (typeof value === 'number' && Number.isFinite(value)) gauges[key].set(labels, value);
+        }
+      }
+    };
+    const gauges = {
+      rssBytes: new client.Gauge({
+        name: 'arb_worker_resident_memory_bytes',
+        help: 'Resident set size of each live worker, bytes',
+        labelNames,
+        registers,
+        collect,
+      }),
+      cpuSeconds: new client.Gauge({
+        name: 'arb_worker_cpu_seconds_total',
+        help: 'CPU time (user + system) each live worker used so far, seconds',
+        labelNames,
+        registers,
+      }),
+      lag: new client.Gauge({
+        name: 'arb_worker_event_loop_lag_seconds',
+        help: 'Longest event-loop delay of each live worker over its last report (about a second; idle workers report on change or every 5 s)',
+        labelNames,
+        registers,
+      }),
+      heartbeatAge: new client.Gauge({
+        name: 'arb_worker_heartbeat_age_seconds',
+        help: "Seconds since each live worker's last heartbeat (a worker is killed past --timeout)",
+        labelNames,
+        registers,
+      }),
+    };
+  }
+
   /** Adds one worker's batch. */
   addStats(m: StatsMessage): void {
     this.requestsStarted += m.requests;
     if (typeof m.logDropped === 'number' && Number.isFinite(m.logDropped))
       this.workerLogDropped += m.logDropped;
+    const classes: string[] = [];
     for (const [code, n] of Object.entries(m.codes)) {
-      if (/^\dxx$/.test(code) && Number.isFinite(n)) this.requests.inc({ code }, n);
+      if (STATUS_CLASS.test(code) && Number.isFinite(n)) {
+        this.requests.inc({ code }, n);
+        classes.push(code);
+      }
     }
-    for (let i = 0; i < this.buckets.length; i++) this.buckets[i]! += m.buckets[i] ?? 0;
-    if (Number.isFinite(m.sum)) this.latencySum += m.sum;
+    const n = LATENCY_BUCKETS.length + 1;
+    if (m.byCode && typeof m.byCode === 'object') {
+      for (const [code, own] of Object.entries(m.byCode)) {
+        if (STATUS_CLASS.test(code) && Array.isArray(own) && own.length === n + 1)
+          this.addLatency(code, own.slice(0, n), own[n]!);
+      }
+    } else if (classes.length === 1) {
+      this.addLatency(classes[0]!, m.buckets, m.sum);
+    }
+  }
+
+  private addLatency(code: string, buckets: readonly number[], sum: number): void {
+    let own = this.latency.get(code);
+    if (!own) {
+      own = { buckets: new Array<number>(LATENCY_BUCKETS.length + 1).fill(0), sum: 0 };
+      this.latency.set(code, own);
+    }
+    for (let i = 0; i < own.buckets.length; i++) {
+      const v = buckets[i];
+      if (typeof v === 'number' && Number.isFinite(v)) own.buckets[i]! += v;
+    }
+    if (Number.isFinite(sum)) own.sum += sum;
   }
 
   /** The text exposition. */
@@ -227,7 +322,8 @@ export class ArbMetrics {
   /** A histogram in prom-client's metric shape (what `Histogram.get()` returns). */
   private latencyMetric() {
     const name = 'arb_http_request_duration_seconds';
-    const help = 'Request latency in the workers, from the request to the end of the response';
+    const help =
+      'Request latency in the workers, from the request to the end of the response, by status class';
     return {
       name,
       help,
@@ -239,17 +335,20 @@ export class ArbMetrics {
           value: number;
           metricName: string;
         }[] = [];
-        let cumulative = 0;
-        for (let i = 0; i < this.buckets.length; i++) {
-          cumulative += this.buckets[i]!;
-          values.push({
-            labels: { le: i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i]! : '+Inf' },
-            value: cumulative,
-            metricName: `${name}_bucket`,
-          });
+        for (const code of [...this.latency.keys()].sort()) {
+          const own = this.latency.get(code)!;
+          let cumulative = 0;
+          for (let i = 0; i < own.buckets.length; i++) {
+            cumulative += own.buckets[i]!;
+            values.push({
+              labels: { le: i < LATENCY_BUCKETS.length ? LATENCY_BUCKETS[i]! : '+Inf', code },
+              value: cumulative,
+              metricName: `${name}_bucket`,
+            });
+          }
+          values.push({ labels: { code }, value: own.sum, metricName: `${name}_sum` });
+          values.push({ labels: { code }, value: cumulative, metricName: `${name}_count` });
         }
-        values.push({ labels: {}, value: this.latencySum, metricName: `${name}_sum` });
-        values.push({ labels: {}, value: cumulative, metricName: `${name}_count` });
         return { name, help, type: 'histogram', values, aggregator: 'sum' };
       },
     };

@@ -1,7 +1,32 @@
 import { isCounted, type WorkerProcess, type WorkerState } from '../master/worker-state.js';
-import type { StatsMessage } from '../protocol/worker.js';
+import { STATS_INTERVAL_MS, type StatsMessage } from '../protocol/worker.js';
 // Types only: the metrics module (and prom-client) is loaded when --metrics-bind is set.
 import type { ExitReason } from './metrics.js';
+import { quantileOf } from './quantile.js';
+
+/** A worker's figures over its last stats interval, as `arb ctl status` and `arb top` show them. */
+export interface WorkerFigures {
+  /** Requests started per second. */
+  reqPerSec: number;
+  /** Latency quantiles of the responses finished, seconds; undefined without any. */
+  p50: number | undefined;
+  p99: number | undefined;
+  /** The longest event-loop delay of its last report, seconds; undefined before one. */
+  lag: number | undefined;
+}
+
+/** The last batch of one worker, and when it came (monotonic seconds). */
+interface LastBatch {
+  at: number;
+  requests: number;
+  buckets: readonly number[];
+}
+
+/**
+ * A batch older than this is not "the last interval" any more: the worker has been idle
+ * since (an idle worker sends nothing, or only its lag).
+ */
+const FRESH_SECONDS = (2 * STATS_INTERVAL_MS) / 1000;
 
 /**
  * What the master keeps per live worker for `arb ctl status` and the metrics: the requests
@@ -11,14 +36,33 @@ import type { ExitReason } from './metrics.js';
 export class WorkerTally {
   private readonly requests = new Map<number, number>();
   private readonly maxRequestsRetired = new Set<number>();
+  private readonly last = new Map<number, LastBatch>();
+  private readonly lags = new Map<number, number>();
 
   /** Requests the worker of this age served so far. */
   served(age: number): number {
     return this.requests.get(age) ?? 0;
   }
 
-  stats(worker: WorkerProcess, message: StatsMessage): void {
+  /** A worker's batch, arrived at `now` (monotonic seconds). */
+  stats(worker: WorkerProcess, message: StatsMessage, now: number): void {
     this.requests.set(worker.age, this.served(worker.age) + message.requests);
+    if (typeof message.lag === 'number' && Number.isFinite(message.lag))
+      this.lags.set(worker.age, Math.max(0, message.lag));
+    this.last.set(worker.age, { at: now, requests: message.requests, buckets: message.buckets });
+  }
+
+  /** The worker's figures at `now`: over its last interval, zero once that is stale. */
+  figures(age: number, now: number): WorkerFigures {
+    const last = this.last.get(age);
+    const fresh = last !== undefined && now - last.at <= FRESH_SECONDS;
+    const perSecond = STATS_INTERVAL_MS / 1000;
+    return {
+      reqPerSec: fresh ? last.requests / perSecond : 0,
+      p50: fresh ? quantileOf(last.buckets, 0.5) : undefined,
+      p99: fresh ? quantileOf(last.buckets, 0.99) : undefined,
+      lag: this.lags.get(age),
+    };
   }
 
   /** It reached `maxRequests` and is on its way out. */
@@ -38,6 +82,8 @@ export class WorkerTally {
     const reason = this.reasonOf(worker, before, master);
     this.requests.delete(worker.age);
     this.maxRequestsRetired.delete(worker.age);
+    this.last.delete(worker.age);
+    this.lags.delete(worker.age);
     return reason;
   }
 

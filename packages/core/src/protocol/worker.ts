@@ -36,6 +36,13 @@ export const LATENCY_BUCKETS: readonly number[] = [
 /** How often a worker sends its counts (only when it counted something). */
 export const STATS_INTERVAL_MS = 1000;
 
+/**
+ * An idle worker's longest silence: it sends a stats message with only its event-loop lag
+ * at least this often (sooner when the lag changes), so the view never shows a stale lag
+ * and the master is not woken every second by idle workers.
+ */
+export const STATS_IDLE_INTERVAL_MS = 5000;
+
 /** Worker → master: what was counted since the previous message. */
 export interface StatsMessage {
   type: 'stats';
@@ -47,6 +54,13 @@ export interface StatsMessage {
   buckets: number[];
   /** Sum of the latencies of the finished responses, seconds. */
   sum: number;
+  /**
+   * With more than one status class in `codes` only: `buckets` and `sum` split by class
+   * (`{"2xx": [...buckets, sum]}`); with one class, `buckets` and `sum` are that class's.
+   */
+  byCode?: Record<string, number[]>;
+  /** The longest event-loop delay since the previous message, seconds (the timer's resolution taken off). */
+  lag?: number;
   /** Log lines the worker dropped since the previous message (its log destination failed). */
   logDropped?: number;
 }

@@ -15,6 +15,7 @@ import { workerTitle } from '../titles.js';
 import { primaryGid } from '../users.js';
 import { type AccessLog, createAccessLog } from './access-log.js';
 import { importModule, loadApp } from './load-app.js';
+import { LoopLag } from './loop-lag.js';
 import { WorkerRequestStats } from './request-stats.js';
 import { type Serving, serve } from './serve.js';
 
@@ -46,7 +47,10 @@ export class WorkerRuntime implements WorkerInfo {
     },
     undefined,
     () => this.logSink.dropped() + (this.accessLog?.sink.dropped() ?? 0),
+    { lag: () => this.loopLag?.take() ?? 0 },
   );
+  /** Event-loop lag, reported with the stats once serving. */
+  private loopLag: LoopLag | undefined;
   private readonly server: ServerView;
 
   constructor(private readonly payload: WorkerPayload) {
@@ -143,6 +147,7 @@ export class WorkerRuntime implements WorkerInfo {
     this.booted = true;
     this.phase = 'serving';
     this.send({ type: 'ready' });
+    this.loopLag = new LoopLag();
     this.stats.start();
     this.log.debug({ app: app.kind, listeners: listeners.map((l) => l.address) }, 'Worker ready');
   }
