@@ -11,6 +11,7 @@ import type { ExitReason } from './metrics.js';
 export class WorkerTally {
   private readonly requests = new Map<number, number>();
   private readonly maxRequestsRetired = new Set<number>();
+  private readonly outgrown = new Set<number>();
 
   /** Requests the worker of this age served so far. */
   served(age: number): number {
@@ -26,6 +27,11 @@ export class WorkerTally {
     this.maxRequestsRetired.add(worker.age);
   }
 
+  /** It stayed above `--max-memory`, its successor serves, and it is on its way out. */
+  outgrew(worker: WorkerProcess): void {
+    this.outgrown.add(worker.age);
+  }
+
   /**
    * A worker exit being reaped (`before`: its state before the exit): why it exited, as
    * the metrics label it. `generation` is the one the master keeps.
@@ -38,6 +44,7 @@ export class WorkerTally {
     const reason = this.reasonOf(worker, before, master);
     this.requests.delete(worker.age);
     this.maxRequestsRetired.delete(worker.age);
+    this.outgrown.delete(worker.age);
     return reason;
   }
 
@@ -48,6 +55,7 @@ export class WorkerTally {
   ): ExitReason {
     if (worker.aborted) return 'timeout';
     if (this.maxRequestsRetired.has(worker.age)) return 'max_requests';
+    if (this.outgrown.has(worker.age)) return 'max_memory';
     if (isCounted(before)) {
       const code = worker.exit?.code;
       return code === 3 || code === 4 ? 'boot_failure' : 'crash';
