@@ -48,6 +48,14 @@ function secs(value: string): number {
   return n;
 }
 
+function megabytes(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError('expected a number of MB > 0');
+  }
+  return n;
+}
+
 function rate(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
@@ -212,6 +220,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: whole(0),
     description: 'recycle a worker after this many requests (0: never)',
     defaultText: '0',
+  },
+  {
+    flags: '--max-memory <mb>',
+    group: 'workers',
+    key: 'maxMemory',
+    parse: megabytes,
+    description:
+      'replace a worker whose RSS stays above this many MB for 3 s: its successor first, then it drains',
+    defaultText: 'none',
   },
   {
     flags: '--max-requests-jitter <n>',

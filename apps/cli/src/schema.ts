@@ -206,6 +206,7 @@ const configEntries = {
   bindRetries: v.optional(count(0)),
   maxRequests: v.optional(count(0)),
   maxRequestsJitter: v.optional(count(0)),
+  maxMemory: v.optional(v.pipe(number, v.gtValue(0, 'must be a number of MB > 0'))),
   reusePort: v.optional(v.boolean('must be true or false')),
   subreaper: v.optional(v.boolean('must be true or false')),
   umask: v.optional(umask),

@@ -408,6 +408,19 @@ describe('reload.canary', () => {
     expect(overFalse.config.reload).toEqual({ canary: { maxErrorRate: 0.05 } });
   });
 
+  it('--max-memory MB: a number > 0, from the flag or the file; none by default', async () => {
+    expect((await resolve(['app.js'])).config.maxMemory).toBeUndefined();
+    expect((await resolve(['app.js', '--max-memory', '256'])).config.maxMemory).toBe(256);
+    expect((await resolve(['app.js', '--max-memory', '0.5'])).config.maxMemory).toBe(0.5);
+    expect(await problems(resolve(['app.js', '--max-memory', '0']))).toEqual([
+      "command line: option '--max-memory <mb>' argument '0' is invalid. expected a number of MB > 0",
+    ]);
+    const cwd = dir({ 'arb.config.json': JSON.stringify({ maxMemory: -1 }) });
+    expect(await problems(resolve(['app.js'], { cwd }))).toEqual([
+      expect.stringMatching(/maxMemory: must be a number of MB > 0 \(got -1\)$/),
+    ]);
+  });
+
   it('names each bad value by its flag or key', async () => {
     expect(await problems(resolve(['app.js', '--canary-seconds', '0']))).toEqual([
       'command line: --canary-seconds: must be > 0 (got 0)',

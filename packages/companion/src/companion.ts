@@ -7,6 +7,7 @@ import { GID_ENV, UID_ENV } from './drop-privileges.js';
 import { runAsEntry, targetRunnerEntry } from './entries.js';
 import { LogFile } from './log-file.js';
 import type { Logger } from './logger.js';
+import { memoryVerdict } from './memory-limit.js';
 import { LineSplitter, type OutputLine } from './output-lines.js';
 import {
   type CompanionState,
@@ -39,6 +40,8 @@ export interface CompanionInfo {
   exits: number;
   /** SIGKILLs sent after a stop deadline. */
   kills: number;
+  /** Restarts because the RSS stayed above `maxMemory` (also counted in `restarts`). */
+  memoryRestarts: number;
   failedStarts: number;
   lastExitCode: number | null;
   lastExitSignal: string | null;
@@ -125,6 +128,9 @@ export class Companion extends EventEmitter<CompanionEvents> {
   private restarts = 0;
   private exits = 0;
   private kills = 0;
+  private memoryRestarts = 0;
+  /** Monotonic seconds since when every RSS sample of this process was above `maxMemory`. */
+  private aboveSince: number | undefined;
   private exitedAt: number | null = null;
   private lastExitCode: number | null = null;
   private lastExitSignal: string | null = null;
@@ -191,6 +197,31 @@ export class Companion extends EventEmitter<CompanionEvents> {
       `companion ${this.name} signalled ${sig} (pid ${pid})`,
     );
     return { ok: true, message: `${this.name} signalled ${sig}` };
+  }
+
+  /**
+   * One RSS sample of its process (`maxMemory`, see `memory-limit.ts`): above the limit
+   * for long enough, a RUNNING companion is restarted with its stop signal and `stopTimeout`.
+   */
+  sampleMemory(now: number, rssBytes: number): void {
+    const limit = this.cfg.maxMemory;
+    const pid = this.pid;
+    if (limit === null || this.machine.state !== 'RUNNING' || pid === null) {
+      this.aboveSince = undefined;
+      return;
+    }
+    const v = memoryVerdict(this.aboveSince, now, rssBytes, limit);
+    this.aboveSince = v.since;
+    if (!v.restart) return;
+    this.aboveSince = undefined;
+    this.memoryRestarts++;
+    const seconds = Math.round(v.seconds);
+    this.log.warn(
+      { childPid: pid, rssMb: v.rssMb, maxMemoryMb: limit, seconds, signal: this.cfg.stopSignal },
+      `companion ${this.name} (pid ${pid}) uses ${v.rssMb} MB > maxMemory ${limit} MB for ` +
+        `${seconds} s: restarting it (${this.cfg.stopSignal})`,
+    );
+    this.dispatch({ type: 'outgrown' });
   }
 
   private command(ev: MachineEvent): CommandResult {
@@ -316,6 +347,7 @@ export class Companion extends EventEmitter<CompanionEvents> {
     const cfg = this.cfg;
     const gen = ++this.generation;
     this.killSent = false;
+    this.aboveSince = undefined;
     this.lastError = null;
     const sinks: LogFile[] = [];
     let stdoutSink: LogFile | null = null;
@@ -528,6 +560,7 @@ export class Companion extends EventEmitter<CompanionEvents> {
       restarts: this.restarts,
       exits: this.exits,
       kills: this.kills,
+      memoryRestarts: this.memoryRestarts,
       failedStarts: m.failedStarts,
       lastExitCode: this.lastExitCode,
       lastExitSignal: this.lastExitSignal,

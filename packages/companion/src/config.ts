@@ -32,6 +32,11 @@ export interface CompanionOptions {
   stderr?: string;
   /** Default `always`. `unexpected`: not restarted after an exit code in `exitCodes`. */
   autorestart?: Autorestart;
+  /**
+   * MB (MiB) of RSS of the companion's process: above it at every sample (1 s apart) for
+   * 3 s, it is restarted (stop signal, `stopTimeout`, then started again). Default: no limit.
+   */
+  maxMemory?: number | null;
   /** Exit codes that count as expected for `autorestart: 'unexpected'`. Default `[0]`. */
   exitCodes?: number[];
   /**
@@ -105,6 +110,8 @@ export interface CompanionConfig {
   readonly restartDelay: number;
   readonly maxRestartDelay: number;
   readonly backoffResetAfter: number;
+  /** MB of RSS above which the process is restarted; null: no limit. */
+  readonly maxMemory: number | null;
   /** uid to switch to; null: the manager's own. */
   readonly uid: number | null;
   /** gid to switch to (with the user's groups); null: the manager's own. */
@@ -237,6 +244,9 @@ const optionSchemas = {
       v.check((n: number) => Number.isSafeInteger(n), 'must be an integer'),
       v.minValue(0, 'must not be negative'),
     ),
+  ),
+  maxMemory: v.nullable(
+    v.pipe(finiteNumber('must be a number of MB or null'), v.gtValue(0, 'must be > 0')),
   ),
   user: idSchema('user'),
   group: idSchema('group'),
@@ -485,6 +495,7 @@ export function parseCompanions(input: unknown, opts: BuildOptions = {}): Compan
       restartDelay,
       maxRestartDelay,
       backoffResetAfter,
+      maxMemory: s.maxMemory !== undefined ? s.maxMemory : (d.maxMemory ?? null),
       uid,
       gid,
     });

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { LineServerLimits } from '@arb/sock';
+import { type LineServerLimits, readProcStats } from '@arb/sock';
+import { monoNow } from './clock.js';
 import { type CommandResult, Companion, type CompanionOutput } from './companion.js';
 import {
   type BuildOptions,
@@ -11,6 +12,7 @@ import { ControlServer } from './control-server.js';
 import { GuardLink } from './guard-link.js';
 import { configHash, managerIdentity } from './hash.js';
 import { type Logger, silentLogger } from './logger.js';
+import { MEMORY_SAMPLE_SECONDS } from './memory-limit.js';
 import { fileIdentity } from './owned-file.js';
 import { type Request, type Response, type StatusEntry, statusEntry } from './protocol.js';
 import { refuseNonSocket } from './socket-path.js';
@@ -98,6 +100,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private stopping: Promise<void> | null = null;
   /** Rereads run one at a time so two never interleave their diffs. */
   private rereadChain: Promise<unknown> = Promise.resolve();
+  /** Samples the RSS of the companions with a `maxMemory`; only while one has. */
+  private memoryTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: ManagerOptions) {
     super();
@@ -185,6 +189,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
       this.companions.set(cfg.name, this.create(cfg));
     }
     for (const c of this.companions.values()) c.start();
+    this.watchMemory();
     this.log.info({ companions: this.names() }, `companion manager running (pid ${process.pid})`);
   }
 
@@ -221,6 +226,8 @@ export class Manager extends EventEmitter<ManagerEvents> {
     // that its socket and guard are closed below rather than left behind.
     await this.starting?.catch(() => {});
     this.log.info('stopping all companions');
+    if (this.memoryTimer) clearInterval(this.memoryTimer);
+    this.memoryTimer = null;
     for (const c of this.all()) c.stop(cap);
     await this.waitAllGone();
     this.log.info('all companions stopped');
@@ -370,12 +377,39 @@ export class Manager extends EventEmitter<ManagerEvents> {
     }
     this.companions = map;
     this.settings = next;
+    this.watchMemory();
     this.emit('reread', result, this.identity!);
     this.log.info(
       result,
       `companion reread applied: added ${result.added}, removed ${result.removed}, restarted ${result.restarted}, unchanged ${result.unchanged}`,
     );
     return result;
+  }
+
+  /**
+   * Starts or stops the RSS sampling (`maxMemory`): on when some companion has a limit.
+   * The process of the companion is sampled (the group leader: a command run through a
+   * shell wrapper should `exec` its program), not its children.
+   */
+  private watchMemory(): void {
+    const wanted =
+      !this.shuttingDown && [...this.companions.values()].some((c) => c.config.maxMemory !== null);
+    if (wanted && !this.memoryTimer) {
+      this.memoryTimer = setInterval(() => this.sampleMemory(), MEMORY_SAMPLE_SECONDS * 1000);
+      this.memoryTimer.unref();
+    } else if (!wanted && this.memoryTimer) {
+      clearInterval(this.memoryTimer);
+      this.memoryTimer = null;
+    }
+  }
+
+  private sampleMemory(): void {
+    const now = monoNow();
+    for (const c of this.companions.values()) {
+      if (c.config.maxMemory === null || c.state !== 'RUNNING' || c.pid === null) continue;
+      const stats = readProcStats(c.pid);
+      if (stats) c.sampleMemory(now, stats.rssBytes);
+    }
   }
 
   /** Never run two processes of one name: wait for a retiring namesake to be reaped. */

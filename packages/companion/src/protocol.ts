@@ -40,6 +40,8 @@ export interface StatusEntry {
   restarts: number;
   exits: number;
   kills: number;
+  /** Restarts because its RSS stayed above `maxMemory` (also counted in `restarts`). */
+  memory_restarts: number;
   failed_starts: number;
   /** Last exit code in any state (null if it never exited or died by a signal). */
   exit_code: number | null;
@@ -181,6 +183,7 @@ export function statusEntry(i: CompanionInfo): StatusEntry {
     restarts: i.restarts,
     exits: i.exits,
     kills: i.kills,
+    memory_restarts: i.memoryRestarts,
     failed_starts: i.failedStarts,
     exit_code: i.lastExitCode,
     exit_signal: i.lastExitSignal,

@@ -45,6 +45,11 @@ export type MachineEvent =
   | { type: 'stop'; cap?: number }
   /** Control command `restart`. */
   | { type: 'restart' }
+  /**
+   * Its RSS stayed above `maxMemory`: a restart with the stop signal and `stopTimeout`
+   * (the process is not stopped by hand, nor reloaded); only a RUNNING one.
+   */
+  | { type: 'outgrown' }
   /** The process stayed up for startSecs. */
   | { type: 'promote' }
   /** The process exited; `ranFor` is seconds since its spawn. */
@@ -187,6 +192,12 @@ export function transition(
           );
       }
       break;
+    case 'outgrown':
+      if (m.state !== 'RUNNING') return result(m, []);
+      return result({ ...m, state: 'STOPPING', stopIntent: 'restart' }, [
+        { type: 'signal' },
+        { type: 'armKill', seconds: p.stopTimeout, tighten: false },
+      ]);
     case 'promote':
       if (m.state !== 'STARTING') return result(m, []);
       return result({ ...m, state: 'RUNNING', failedStarts: 0 }, []);

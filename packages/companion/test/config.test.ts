@@ -56,7 +56,22 @@ describe('buildCompanionConfigs', () => {
       restartDelay: 5,
       maxRestartDelay: 60,
       backoffResetAfter: 60,
+      maxMemory: null,
     });
+  });
+
+  it('maxMemory: per companion, from defaults, or none (null)', () => {
+    const [a, b, c] = build({
+      defaults: { maxMemory: 256 },
+      workers: [
+        job,
+        { name: 'big', command: ['true'], maxMemory: 1024.5 },
+        { name: 'free', command: ['true'], maxMemory: null },
+      ],
+    });
+    expect(a!.maxMemory).toBe(256);
+    expect(b!.maxMemory).toBe(1024.5);
+    expect(c!.maxMemory).toBeNull();
   });
 
   it('applies global defaults, per-companion keys win, env is merged', () => {
@@ -267,6 +282,14 @@ describe('buildCompanionConfigs', () => {
       'startRetries',
       -1,
     ],
+    ['zero maxMemory', { workers: [{ ...job, maxMemory: 0 }] }, 'jobs', 'maxMemory', 0],
+    [
+      'maxMemory not a number',
+      { workers: [{ ...job, maxMemory: '80M' }] },
+      'jobs',
+      'maxMemory',
+      '80M',
+    ],
     ['workers not an array', { workers: { a: 1 } }, null, 'workers', { a: 1 }],
     ['worker not an object', { workers: ['jobs'] }, '#0', null, 'jobs'],
   ];
@@ -323,6 +346,7 @@ describe('configHash', () => {
     ['autorestart', { autorestart: 'never' }],
     ['exitCodes', { exitCodes: [0, 1] }],
     ['startRetries', { startRetries: 2 }],
+    ['maxMemory', { maxMemory: 80 }],
   ];
   for (const [field, change] of changes) {
     it(`changes when ${field} changes`, () => {

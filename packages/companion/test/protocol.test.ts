@@ -83,6 +83,7 @@ const info = (over: Partial<CompanionInfo>): CompanionInfo => ({
   restarts: 0,
   exits: 0,
   kills: 0,
+  memoryRestarts: 0,
   failedStarts: 0,
   lastExitCode: null,
   lastExitSignal: null,

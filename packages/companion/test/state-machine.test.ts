@@ -116,6 +116,32 @@ describe('stop', () => {
   });
 });
 
+describe('outgrown (maxMemory)', () => {
+  it('RUNNING: a normal restart with the stop signal and stopTimeout (not reloadTimeout)', () => {
+    const t = go(at('RUNNING'), { type: 'outgrown' });
+    expect(t.machine).toMatchObject({
+      state: 'STOPPING',
+      stopIntent: 'restart',
+      manualStop: false,
+    });
+    expect(t.effects).toEqual([
+      { type: 'signal' },
+      { type: 'armKill', seconds: 60, tighten: false },
+    ]);
+    const e = go(t.machine, exit(null, 5, 'SIGTERM'));
+    expect(e.machine).toMatchObject({ state: 'STARTING', stopIntent: null });
+    expect(e.effects).toEqual([{ type: 'spawn', counted: true }]);
+  });
+  for (const s of ['STOPPED', 'STARTING', 'BACKOFF', 'STOPPING', 'FATAL'] as const) {
+    it(`${s}: changes nothing (only a RUNNING process is restarted)`, () => {
+      const m = at(s);
+      const t = go(m, { type: 'outgrown' });
+      expect(t.machine).toBe(m);
+      expect(t.effects).toEqual([]);
+    });
+  }
+});
+
 describe('restart', () => {
   it('RUNNING: stop signal with reloadTimeout, respawn on exit, clears manualStop', () => {
     const t = go(at('RUNNING', { manualStop: true }), { type: 'restart' });

@@ -48,6 +48,11 @@ export interface ArbiterSettings {
   maxRequests: number;
   /** Add a random 0..N (inclusive) to `maxRequests` per worker, so they do not restart together. */
   maxRequestsJitter: number;
+  /**
+   * MB (MiB) of RSS: a worker above it at every sample (1 s apart) for 3 s is replaced,
+   * successor first (`master/memory-limit.ts`). Unset: no limit, no sampling.
+   */
+  maxMemory?: number;
   /** SO_REUSEPORT on the bound sockets, so another master can share the address (Node ≥ 22.12). */
   reusePort: boolean;
   /** umask applied around unix socket binds and heartbeat file creation. */
@@ -187,6 +192,11 @@ export function resolveSettings(config: Partial<ArbiterSettings>): ArbiterSettin
   count(s, 'bindRetries', 0);
   count(s, 'maxRequests', 0);
   count(s, 'maxRequestsJitter', 0);
+  if (s.maxMemory !== undefined) {
+    if (typeof s.maxMemory !== 'number' || !Number.isFinite(s.maxMemory) || s.maxMemory <= 0) {
+      throw new SettingError('maxMemory', s.maxMemory, 'must be a number of MB > 0');
+    }
+  }
   count(s, 'umask', 0);
   if (s.umask > 0o777) throw new SettingError('umask', s.umask, 'must be at most 0o777');
   for (const k of ['user', 'group'] as const) if (s[k] !== undefined) count(s, k, 0);

@@ -32,6 +32,7 @@ import {
   SOLE,
 } from './lineage.js';
 import { handOverLogFiles, reopenLogs } from './log-files.js';
+import { MemoryWatch } from './memory-watch.js';
 import { Orphans } from './orphans.js';
 import { Pidfile } from './pidfile.js';
 import { stopChildren } from './shutdown.js';
@@ -77,6 +78,8 @@ export class Arbiter implements ServerView {
   readonly control: ArbiterControl;
   /** PID 1 duties: orphans re-parented to the master are reaped (see `orphans.ts`). */
   readonly orphans: Orphans;
+  /** `--max-memory`: workers above it replaced, successor first (see `memory-limit.ts`). */
+  readonly memory: MemoryWatch;
   /** The config in force, generation by generation. */
   readonly generations: Generations;
   /** Resolves true once the first generation of workers all serve, false if it never does. */
@@ -125,6 +128,7 @@ export class Arbiter implements ServerView {
     this.numWorkersValue = settings.workers;
     this.pool = new WorkerPool(this);
     this.reloader = new Reloader(this);
+    this.memory = new MemoryWatch(this);
     this.upgrader = new Upgrader(this);
     this.control = new ArbiterControl(this, config.control);
     this.sidecar = new SidecarSlot(config.sidecar, {
@@ -246,6 +250,7 @@ export class Arbiter implements ServerView {
     this.upgrader.reap();
     for (const sig of this.signals.drain()) await this.handleSignal(sig);
     await this.reloader.step();
+    await this.memory.pass();
     await this.upgrader.step();
     this.checkPromotion();
     await this.pool.murder();
@@ -259,6 +264,7 @@ export class Arbiter implements ServerView {
     return [
       this.pool.nextDeadline(),
       this.reloader.nextDeadline(),
+      this.memory.nextDeadline(),
       this.upgrader.nextDeadline(),
       runsSidecar(this.lineage) ? this.sidecar.nextDeadline() : undefined,
       // the old master's exit closes our IPC channel ('disconnect' wakes us); without a
@@ -354,6 +360,7 @@ export class Arbiter implements ServerView {
   private async handleHup(): Promise<void> {
     this.log.info('Hang up: Master');
     this.control.reloadRequested();
+    await this.memory.reloading();
     await this.reloader.hup();
     await this.pool.manage(); // spawn the new generation in this same pass
   }
@@ -458,9 +465,12 @@ export class Arbiter implements ServerView {
 
   /**
    * A worker exited 3/4: true when that halts the master. A new generation failing to boot
-   * fails its reload instead; a worker of a retired or rolled-back generation cannot.
+   * fails its reload instead; a worker of a retired or rolled-back generation cannot, nor
+   * a successor (`--max-memory`).
    */
   haltsOn(worker: WorkerProcess, reason: string): boolean {
+    // a `--max-memory` successor that cannot boot: the worker it was to replace serves on
+    if (worker.successorOf !== undefined && !worker.booted) return false;
     return !this.reloader.absorbHalt(worker, reason) && worker.generation === this.generation;
   }
 

@@ -1,7 +1,13 @@
 import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import tty from 'node:tty';
 import { fileURLToPath } from 'node:url';
-import { close as closeListeners, createListeners, handoff } from '@arb/sock';
+import {
+  close as closeListeners,
+  createListeners,
+  handoff,
+  type ProcStats,
+  readProcStats,
+} from '@arb/sock';
 import { monotonic } from '../clock.js';
 import type { LogSink } from '../logger.js';
 import { createHeartbeat, type Heartbeat, type HeartbeatOptions } from '../protocol/heartbeat.js';
@@ -33,6 +39,8 @@ export interface ArbiterDeps {
   ppid(): number;
   /** Sends a message to the parent over IPC, if there is a channel (the re-exec'd master). */
   sendToParent(message: unknown): void;
+  /** A process's RSS and CPU time (`--max-memory` samples the workers with it). */
+  procStats(pid: number): ProcStats | undefined;
 }
 
 export const DEFAULT_DEPS: ArbiterDeps = {
@@ -51,4 +59,5 @@ export const DEFAULT_DEPS: ArbiterDeps = {
   sendToParent: (message) => {
     if (process.send && process.connected) process.send(message, undefined, {}, () => {});
   },
+  procStats: (pid) => readProcStats(pid),
 };

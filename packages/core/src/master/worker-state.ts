@@ -63,6 +63,12 @@ export class WorkerProcess implements WorkerInfo {
   generation = 0;
   /** Its place among the workers kept (0..workers-1): boot failures back off per slot. */
   slot = 0;
+  /**
+   * The age of the worker it replaces (`--max-memory`): while that one still serves, this
+   * one is not counted among the workers kept, and a boot failure (exit 3/4) does not halt
+   * the master: the old worker keeps serving.
+   */
+  successorOf: number | undefined;
 
   constructor(
     readonly age: number,

@@ -173,10 +173,28 @@ export class WorkerPool {
       .sort((a, b) => a.age - b.age);
   }
 
-  /** Live workers of the generation being kept, oldest first. */
+  /**
+   * Live workers of the generation being kept, oldest first; a successor (`--max-memory`)
+   * is not counted while the worker it replaces still is: the two hold one slot.
+   */
   private current(): WorkerProcess[] {
     const generation = this.host.generation;
-    return this.live().filter((w) => w.generation === generation);
+    return this.live().filter((w) => w.generation === generation && !this.isShadow(w));
+  }
+
+  private isShadow(w: WorkerProcess): boolean {
+    if (w.successorOf === undefined) return false;
+    const old = this.workers.get(w.successorOf);
+    return old !== undefined && isCounted(old.state);
+  }
+
+  /**
+   * Spawns the successor of a worker (`--max-memory`) into its slot, beside it; undefined
+   * when the machine refuses a process now.
+   */
+  async spawnSuccessor(old: WorkerProcess): Promise<WorkerProcess | undefined> {
+    if (this.spawnBackoff.remaining(this.host.deps.now()) > 0) return undefined;
+    return this.spawn(old.slot, old.age);
   }
 
   /** An exit has been seen and not reaped yet. */
@@ -252,9 +270,9 @@ export class WorkerPool {
 
   /**
    * Spawns one worker into `slot` with the listeners at fd 3.., its heartbeat file after
-   * them, and IPC.
+   * them, and IPC; `successorOf`: the age of the worker it replaces.
    */
-  async spawn(slot = 0): Promise<WorkerProcess | undefined> {
+  async spawn(slot = 0, successorOf?: number): Promise<WorkerProcess | undefined> {
     const { deps, log } = this.host;
     this.age += 1;
     const s = this.host.settings;
@@ -280,6 +298,7 @@ export class WorkerPool {
     );
     worker.generation = this.host.generation;
     worker.slot = slot;
+    worker.successorOf = successorOf;
     await runHookSafely(log, this.host.hooks, 'preFork', this.host, worker);
 
     const listeners = deps.handoff(this.host.listeners);

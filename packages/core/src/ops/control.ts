@@ -350,6 +350,11 @@ export class ArbiterControl {
     this.tally.retiring(worker);
   }
 
+  /** A worker stayed above `--max-memory`: its successor serves, it is retired. */
+  workerOutgrown(worker: WorkerProcess): void {
+    this.tally.outgrew(worker);
+  }
+
   /** A worker exit being reaped; `before` is its state before the exit. */
   workerExited(worker: WorkerProcess, before: WorkerState): void {
     const master = { stopping: this.stoppingNow, generation: this.host.generation };

@@ -8,6 +8,7 @@ export type ExitReason =
   | 'crash'
   | 'timeout'
   | 'max_requests'
+  | 'max_memory'
   | 'reload'
   | 'scale_down'
   | 'shutdown'
@@ -114,7 +115,7 @@ export class ArbMetrics {
     });
     this.exits = new client.Counter({
       name: 'arb_worker_exits_total',
-      help: 'Worker exits by reason (crash, timeout, max_requests, reload, scale_down, shutdown, boot_failure)',
+      help: 'Worker exits by reason (crash, timeout, max_requests, max_memory, reload, scale_down, shutdown, boot_failure)',
       labelNames: ['reason'],
       registers,
     });

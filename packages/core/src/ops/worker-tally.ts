@@ -38,6 +38,7 @@ export class WorkerTally {
   private readonly maxRequestsRetired = new Set<number>();
   private readonly last = new Map<number, LastBatch>();
   private readonly lags = new Map<number, number>();
+  private readonly outgrown = new Set<number>();
 
   /** Requests the worker of this age served so far. */
   served(age: number): number {
@@ -70,6 +71,11 @@ export class WorkerTally {
     this.maxRequestsRetired.add(worker.age);
   }
 
+  /** It stayed above `--max-memory`, its successor serves, and it is on its way out. */
+  outgrew(worker: WorkerProcess): void {
+    this.outgrown.add(worker.age);
+  }
+
   /**
    * A worker exit being reaped (`before`: its state before the exit): why it exited, as
    * the metrics label it. `generation` is the one the master keeps.
@@ -84,6 +90,7 @@ export class WorkerTally {
     this.maxRequestsRetired.delete(worker.age);
     this.last.delete(worker.age);
     this.lags.delete(worker.age);
+    this.outgrown.delete(worker.age);
     return reason;
   }
 
@@ -94,6 +101,7 @@ export class WorkerTally {
   ): ExitReason {
     if (worker.aborted) return 'timeout';
     if (this.maxRequestsRetired.has(worker.age)) return 'max_requests';
+    if (this.outgrown.has(worker.age)) return 'max_memory';
     if (isCounted(before)) {
       const code = worker.exit?.code;
       return code === 3 || code === 4 ? 'boot_failure' : 'crash';
