@@ -31,8 +31,10 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
     health: _health,
     user,
     group,
+    devReload,
     ...plain
   } = config;
+  const baseDir = path.resolve(cwd, config.chdir ?? '.');
   return {
     ...plain,
     ...hooks,
@@ -48,7 +50,27 @@ export function toArbiterConfig(config: ResolvedConfig, cwd: string): ArbiterCon
       { shutdownDelay: config.shutdownDelay, gracefulTimeout: config.gracefulTimeout },
     ),
     control: controlOptions(config, cwd, path.resolve(cwd, config.chdir ?? '.')),
+    devReload: devReload
+      ? { ...(devReload === true ? {} : devReload), writes: companionWrites(companions, baseDir) }
+      : undefined,
   } as ArbiterConfig;
+}
+
+/**
+ * The files the companions write in the tree development mode watches (their socket, their
+ * stdout/stderr files): a companion logging must not reload the app.
+ */
+function companionWrites(companions: ResolvedConfig['companions'], baseDir: string): string[] {
+  if (!companions) return [];
+  try {
+    const settings = parseCompanions(companions, { baseDir });
+    const files = settings.configs.flatMap((c) =>
+      [c.stdout, c.stderr].filter((f) => f !== 'inherit' && f !== 'stdout'),
+    );
+    return settings.socket ? [settings.socket, ...files] : files;
+  } catch {
+    return []; // reported where the sidecar is built
+  }
 }
 
 /**

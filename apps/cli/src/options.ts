@@ -189,6 +189,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '2',
   },
   {
+    flags: '--reload',
+    group: 'reload',
+    key: 'devReload',
+    description:
+      "development: watch the app's directory and the config file (not node_modules, .git), reload as HUP does on a change",
+  },
+  {
     flags: '--keep-alive <s>',
     group: 'serving',
     key: 'keepAlive',

@@ -11,6 +11,7 @@ const ONE_LINERS = new Set([
   'ReusePortError',
   'PidfileError',
   'SettingError',
+  'DevReloadError',
 ]);
 
 /**

@@ -202,6 +202,8 @@ function mergeInto(target: Record<string, unknown>, layer: Record<string, unknow
       (k === 'env' || k === 'ctl' || k === 'metrics' || k === 'health' || k === 'companions')
     ) {
       target[k] = { ...cur, ...v };
+    } else if (k === 'devReload' && v === true && isPlainObject(cur)) {
+      // `--reload` over `devReload: { ignore }`: on, with the file's settings
     } else if (k === 'reload' && isPlainObject(v) && isPlainObject(cur)) {
       target[k] = { ...cur, ...v, canary: mergeCanary(cur.canary, v.canary) };
     } else target[k] = v;

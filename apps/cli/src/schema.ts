@@ -187,6 +187,15 @@ const canary = v.union([
   objectOf(v.strictObject(canaryEntries)),
 ]);
 const reloadEntries = { canary: v.optional(canary) };
+const devReloadEntries = {
+  ignore: v.optional(v.array(text, 'must be a list')),
+  debounce: v.optional(v.pipe(count(0), v.maxValue(60_000, 'must be <= 60000 (ms)'))),
+};
+/** `true`: watch with the defaults; an object: ignore globs and the debounce in ms. */
+const devReload = v.union([
+  v.boolean('must be true or false'),
+  objectOf(v.strictObject(devReloadEntries)),
+]);
 const metricsEntries = { bind: v.optional(address) };
 const healthEntries = { bind: v.optional(address) };
 
@@ -238,6 +247,7 @@ const configEntries = {
   metrics: v.optional(objectOf(v.strictObject(metricsEntries))),
   health: v.optional(objectOf(v.strictObject(healthEntries))),
   reload: v.optional(objectOf(v.strictObject(reloadEntries))),
+  devReload: v.optional(devReload),
   ...hooks,
 };
 
@@ -249,6 +259,7 @@ const STRICT_ENTRIES: Record<string, object> = {
   health: healthEntries,
   reload: reloadEntries,
   'reload.canary': canaryEntries,
+  devReload: devReloadEntries,
 };
 
 /**

@@ -439,3 +439,44 @@ describe('reload.canary', () => {
     ]);
   });
 });
+
+describe('devReload', () => {
+  it('--reload turns it on; over the file it keeps the file ignore globs and debounce', async () => {
+    expect((await resolve(['app.js'])).config.devReload).toBeUndefined();
+    expect((await resolve(['app.js', '--reload'])).config.devReload).toBe(true);
+    const cwd = dir({
+      'arb.config.json': JSON.stringify({ devReload: { ignore: ['*.log'], debounce: 300 } }),
+    });
+    expect((await resolve(['app.js', '--reload'], { cwd })).config.devReload).toEqual({
+      ignore: ['*.log'],
+      debounce: 300,
+    });
+    const off = dir({ 'arb.config.json': JSON.stringify({ devReload: false }) });
+    expect((await resolve(['app.js', '--reload'], { cwd: off })).config.devReload).toBe(true);
+  });
+
+  it('names each bad value by its key', async () => {
+    expect(
+      await problems(
+        resolve(['app.js'], {
+          cwd: dir({
+            'arb.config.json': JSON.stringify({
+              devReload: { ignore: 'dist', debounce: -1, poll: true },
+            }),
+          }),
+        }),
+      ),
+    ).toEqual([
+      expect.stringMatching(/devReload\.ignore: must be a list \(got "dist"\)$/),
+      expect.stringMatching(/devReload\.debounce: must be >= 0 \(got -1\)$/),
+      expect.stringMatching(/unknown key 'devReload\.poll'$/),
+    ]);
+    expect(
+      await problems(
+        resolve(['app.js'], {
+          cwd: dir({ 'arb.config.json': JSON.stringify({ devReload: 'yes' }) }),
+        }),
+      ),
+    ).toEqual([expect.stringMatching(/devReload: must be true or false, or must be an object/)]);
+  });
+});

@@ -32,7 +32,29 @@ export type ArbiterConfig = Partial<Omit<ArbiterSettings, 'reload'>> &
      * (see `ops/control.ts`). Read once at start: a reload does not change them.
      */
     control?: ControlOptions;
+    /**
+     * Development mode (`arb --reload`): watch the app's directory and the config file, and
+     * reload as HUP does on a change. Read once at start: a reload does not change it.
+     */
+    devReload?: DevReloadConfig;
   };
+
+/** The watch of `devReload`. */
+export interface DevReloadConfig {
+  /**
+   * Globs of paths not to watch, relative to a watched directory (picomatch). A glob without
+   * a `/` matches a name at any depth (`*.log`, `tmp`); a directory that matches is not
+   * watched at all. `node_modules` and `.git` are always left out.
+   */
+  ignore?: readonly string[];
+  /** Milliseconds of quiet after a change before the reload (default 150). */
+  debounce?: number;
+  /**
+   * Files and directories arb writes besides those the master knows (the companions' log
+   * files and socket): a change there is never a reason to reload.
+   */
+  writes?: readonly string[];
+}
 
 /** The plain settings of a config: everything but hooks, `configModule` and `sidecar`. */
 export function settingsOf(config: ArbiterConfig): ArbiterSettings {
@@ -43,7 +65,8 @@ export function settingsOf(config: ArbiterConfig): ArbiterSettings {
       k !== 'configModule' &&
       k !== 'sidecar' &&
       k !== 'reloadConfig' &&
-      k !== 'control'
+      k !== 'control' &&
+      k !== 'devReload'
     ) {
       plain[k] = v;
     }

@@ -2,7 +2,7 @@
 // master. Everything else is internal (the tests import it from src/ directly).
 
 /** What `new Arbiter()` takes: settings, hooks, `configModule`, `sidecar`, `control`, `reloadConfig`. */
-export type { ArbiterConfig } from './config.js';
+export type { ArbiterConfig, DevReloadConfig } from './config.js';
 /** The errors a caller may want to tell apart. */
 export { AppLoadError, PidfileError, SettingError } from './errors.js';
 /** The hooks a config may define, their names, and how to pick them out of a module. */

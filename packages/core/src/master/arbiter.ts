@@ -39,6 +39,7 @@ import { stopChildren } from './shutdown.js';
 import { SidecarSlot } from './sidecar.js';
 import { type UpgradeProgress, type UpgradeResult, Upgrader } from './upgrade.js';
 import { MASTER_SIGNALS, type MasterSignal, msUntil, Wakeup } from './wakeup.js';
+import { watchSources } from './watch-sources.js';
 import type { WorkerProcess } from './worker-state.js';
 import { WorkerPool } from './workers.js';
 
@@ -108,6 +109,8 @@ export class Arbiter implements ServerView {
   private servingSettled = false;
   private readonly signalListeners = new Map<MasterSignal, () => void>();
   private readonly upgrader: Upgrader;
+  /** The source watch of development mode (`devReload`), while it runs. */
+  private devWatch: { close(): void } | undefined;
 
   constructor(config: ArbiterConfig, deps: Partial<ArbiterDeps> = {}) {
     this.deps = { ...DEFAULT_DEPS, ...deps };
@@ -314,6 +317,7 @@ export class Arbiter implements ServerView {
       `Listening at: ${this.listeners.map((l) => l.url).join(',')} (${this.pid})`,
     );
     for (const line of this.config.sidecar?.warnings ?? []) this.log.warn(line);
+    if (this.config.devReload) this.devWatch = await watchSources(this, this.config.devReload);
     await runHook(this.hooks, 'whenReady', this);
   }
 
@@ -568,6 +572,8 @@ export class Arbiter implements ServerView {
   }
 
   private finish(): void {
+    this.devWatch?.close();
+    this.devWatch = undefined;
     for (const [sig, listener] of this.signalListeners) process.off(sig, listener);
     this.signalListeners.clear();
     this.orphans.stop();

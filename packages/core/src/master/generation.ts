@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Listener } from '@arb/sock';
 import { type ArbiterConfig, settingsOf } from '../config.js';
 import { type ArbiterHooks, pickHooks, runHookSafely, type ServerView } from '../hooks.js';
@@ -225,6 +226,19 @@ export class Generations {
   }
 }
 
+/**
+ * A halt reason with the place the app failed when the worker told it: the rollback line
+ * then reads `... could not load the app: app.mjs:3:1: SyntaxError: Unexpected token '}'`,
+ * the edit to fix named in the one line (a development reload's whole point).
+ */
+function placedReason(worker: WorkerProcess, reason: string, dir: string): string {
+  const app = worker.fatalApp;
+  if (!app?.thrown || !app.where) return reason;
+  const { file, line, column } = app.where;
+  const place = `${path.relative(dir, file) || file}:${line}${column ? `:${column}` : ''}`;
+  return `Worker (pid:${worker.pid}) could not load the app: ${place}: ${app.thrown}`;
+}
+
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
@@ -297,7 +311,7 @@ export class Reloader {
     this.state = reloadTransition(this.state, {
       type: 'worker-halted',
       generation: worker.generation,
-      reason,
+      reason: placedReason(worker, reason, this.m.settings.chdir),
     }).state;
     return true;
   }

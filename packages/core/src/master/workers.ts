@@ -243,6 +243,11 @@ export class WorkerPool {
     return b;
   }
 
+  /** Every slot may spawn at once again (a development reload after an edit: a new attempt). */
+  forgetBootFailures(): void {
+    for (const b of this.slotBackoffs.values()) b.reset();
+  }
+
   /** One spawn out of this window's budget; false when it is spent. */
   private takeSpawnBudget(now: number): boolean {
     if (now >= this.spawnWindowStart + SPAWN_WINDOW_SECONDS) {
