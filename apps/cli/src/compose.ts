@@ -166,6 +166,10 @@ export function companionSidecar(
     '--stop-timeout',
     String(budget.gracefulTimeout),
   ];
+  // A Procfile from the command line is not in the file the manager re-imports: name it.
+  const procfile = (companions as CompanionsInput).procfile;
+  const procfileArgs =
+    configFile && procfile !== undefined ? ['--procfile', path.resolve(baseDir, procfile)] : [];
   const fresh = managerIdentity(settings.configs, { socket: settings.socket });
   const identity = identityFor(fresh);
   return {
@@ -181,6 +185,7 @@ export function companionSidecar(
         [
           managerEntry(),
           ...source,
+          ...procfileArgs,
           ...(settings.socket ? ['--socket', settings.socket] : []),
           ...idArgs,
           '--base-dir',

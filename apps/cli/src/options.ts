@@ -379,6 +379,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: 'companion manager control socket',
   },
   {
+    flags: '--procfile <file>',
+    group: 'companions',
+    key: 'companions.procfile',
+    description:
+      'run the entries of a foreman/Heroku Procfile as command companions (.env beside it loaded; web ignored)',
+  },
+  {
     flags: '--ctl-socket <path>',
     group: 'observability',
     key: 'ctl.socket',

@@ -215,7 +215,10 @@ export async function runCompanionCommand(argv: readonly string[], io: CommandIO
       throw err;
     }
     if (cmd === 'status' && name !== undefined && Array.isArray(res.companions)) {
-      const one = (res.companions as StatusEntry[]).filter((e) => e.name === name);
+      // One companion, or every copy of a numprocs group.
+      const one = (res.companions as StatusEntry[]).filter(
+        (e) => e.name === name || e.group === name,
+      );
       res =
         one.length > 0
           ? { ...res, companions: one }

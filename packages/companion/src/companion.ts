@@ -27,6 +27,12 @@ export type CommandResult = {
 /** Everything status needs about one companion, at one instant. */
 export interface CompanionInfo {
   name: string;
+  /** The configured name: the numprocs group of a copy, else `name`. */
+  program: string;
+  /** 1..N for a copy of a numprocs group, else null. */
+  processNum: number | null;
+  /** Set by the manager: the dependencies a companion asked to start waits for. */
+  waitingOn?: { name: string; state: CompanionState }[] | null;
   kind: 'target' | 'command';
   state: CompanionState;
   pid: number | null;
@@ -550,6 +556,8 @@ export class Companion extends EventEmitter<CompanionEvents> {
     const m = this.machine;
     return {
       name: this.name,
+      program: this.cfg.program,
+      processNum: this.cfg.processNum,
       kind: this.cfg.kind,
       state: m.state,
       pid: live?.pid ?? null,

@@ -1,8 +1,10 @@
 import { statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { lookupGroup, lookupUser } from '@arb/sock';
 import * as v from 'valibot';
 import { CompanionConfigError } from './errors.js';
+import { findCycle, stopChainSeconds } from './ordering.js';
+import { loadProcfile, ProcfileError } from './procfile.js';
 import { FORBIDDEN_STOP_SIGNALS, isSignalName } from './signals.js';
 import { splitTarget } from './target.js';
 
@@ -65,6 +67,16 @@ export interface CompanionSpec extends CompanionOptions {
   target?: string;
   /** argv array of any program; `command[0]` is looked up on PATH. */
   command?: string[];
+  /**
+   * Run N copies named `name.1`..`name.N` (supervisord's numprocs), each supervised on its
+   * own, with `ARB_PROCESS_NUM` (1..N) in its env. Commands may use the group name.
+   */
+  numprocs?: number;
+  /**
+   * Companions (names as configured: a numprocs group means all its copies) that must be
+   * RUNNING before this one starts; a graceful stop stops this one before them.
+   */
+  dependsOn?: string[];
 }
 
 /** The `companions` object of an arb config. */
@@ -83,11 +95,23 @@ export interface CompanionsInput {
   /** Added to the slowest stopTimeout when deriving managerStopTimeout. Default 10. */
   managerShutdownBuffer?: number;
   workers?: CompanionSpec[];
+  /**
+   * A foreman/Heroku Procfile (relative to the base dir): each `name: command` line becomes
+   * a command companion running `sh -c command` in the Procfile's directory, with the
+   * variables of the `.env` beside it. `web` lines are ignored (arb serves the web).
+   */
+  procfile?: string;
 }
 
 /** A validated, fully resolved companion. Every field takes part in `configHash`. */
 export interface CompanionConfig {
   readonly name: string;
+  /** The name as configured: the numprocs group of a copy, else `name`. */
+  readonly program: string;
+  /** 1..N for a copy of a numprocs group, else null. */
+  readonly processNum: number | null;
+  /** Names (copies, for a numprocs group) that must be RUNNING before this one starts. */
+  readonly dependsOn: readonly string[];
   readonly kind: 'target' | 'command';
   /** `module:export` with a path-like module made absolute; null for commands. */
   readonly target: string | null;
@@ -124,6 +148,8 @@ export interface CompanionsSettings {
   readonly socket: string | null;
   readonly configs: readonly CompanionConfig[];
   readonly managerStopTimeout: number;
+  /** Lines worth logging once the config is applied (e.g. an ignored Procfile `web`). */
+  readonly notices: readonly string[];
 }
 
 export interface BuildOptions {
@@ -254,6 +280,13 @@ const optionSchemas = {
 
 const specSchemas = {
   ...optionSchemas,
+  numprocs: v.pipe(
+    finiteNumber('must be a whole number from 1 to 1000'),
+    v.integer('must be a whole number from 1 to 1000'),
+    v.minValue(1, 'must be a whole number from 1 to 1000'),
+    v.maxValue(1000, 'must be a whole number from 1 to 1000'),
+  ),
+  dependsOn: v.array(nonEmptyString, 'must be an array of companion names'),
   name: nonEmptyString,
   target: nonEmptyString,
   command: v.pipe(
@@ -271,6 +304,7 @@ const topSchemas = {
   managerStopTimeout: v.nullable(seconds),
   managerShutdownBuffer: seconds,
   workers: v.array(v.unknown(), 'must be an array of companions'),
+  procfile: nonEmptyString,
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -408,10 +442,17 @@ export function parseCompanions(input: unknown, opts: BuildOptions = {}): Compan
   const maxRestartDelay = t.maxRestartDelay ?? DEFAULTS.maxRestartDelay;
   const backoffResetAfter = t.backoffResetAfter ?? DEFAULTS.backoffResetAfter;
 
-  const seen = new Set<string>();
-  const configs: CompanionConfig[] = [];
+  /** Where each configured name comes from, for duplicate errors naming both sources. */
+  const sourceOf = new Map<string, string>();
+  const programs: Program[] = [];
+  const notices: string[] = [];
   const workers = (t.workers ?? []) as unknown[];
-  workers.forEach((raw, index) => {
+  const sources: { raw: unknown; source: string }[] = workers.map((raw, index) => ({
+    raw,
+    source: `companions.workers[${index}]`,
+  }));
+  if (t.procfile !== undefined) sources.push(...procfileSpecs(t.procfile, baseDir, notices));
+  sources.forEach(({ raw, source }, index) => {
     const label =
       isPlainObject(raw) && typeof raw.name === 'string' && raw.name !== ''
         ? raw.name
@@ -424,8 +465,11 @@ export function parseCompanions(input: unknown, opts: BuildOptions = {}): Compan
       fail(label, 'name', s.name, 'must be letters, digits, "_", ".", "@" or "-"');
     }
     if (RESERVED_NAMES.has(s.name)) fail(label, 'name', s.name, 'is reserved');
-    if (seen.has(s.name)) fail(label, 'name', s.name, 'duplicate companion name');
-    seen.add(s.name);
+    const first = sourceOf.get(s.name);
+    if (first !== undefined) {
+      fail(label, 'name', s.name, `duplicate companion name (${first} and ${source})`);
+    }
+    sourceOf.set(s.name, source);
     const hasTarget = s.target !== undefined;
     const hasCommand = s.command !== undefined;
     if (hasTarget === hasCommand) {
@@ -471,8 +515,14 @@ export function parseCompanions(input: unknown, opts: BuildOptions = {}): Compan
     const stdout = resolveOutput(label, 'stdout', s.stdout ?? d.stdout ?? DEFAULTS.stdout, cwd);
     const stderr = resolveOutput(label, 'stderr', s.stderr ?? d.stderr ?? DEFAULTS.stderr, cwd);
 
-    configs.push({
+    programs.push({
+      label,
+      source,
+      numprocs: s.numprocs ?? null,
+      dependsOn: s.dependsOn ?? [],
       name: s.name,
+      program: s.name,
+      processNum: null,
       kind: hasTarget ? 'target' : 'command',
       target,
       command: hasCommand ? [...s.command!] : null,
@@ -501,11 +551,114 @@ export function parseCompanions(input: unknown, opts: BuildOptions = {}): Compan
     });
   });
 
+  const configs = expand(programs, sourceOf);
   return {
     socket: t.socket === undefined ? null : resolve(baseDir, t.socket),
     configs,
     managerStopTimeout: deriveStopTimeout(t, configs),
+    notices,
   };
+}
+
+/** A configured companion before its numprocs copies are made. */
+interface Program extends Omit<CompanionConfig, 'dependsOn'> {
+  label: string;
+  source: string;
+  numprocs: number | null;
+  /** As configured: names of programs. */
+  dependsOn: readonly string[];
+}
+
+/**
+ * Check `dependsOn` (known names, no cycle) and make the numprocs copies, each depending on
+ * every copy of what its program depends on.
+ */
+function expand(programs: Program[], sourceOf: Map<string, string>): CompanionConfig[] {
+  const byName = new Map(programs.map((p) => [p.name, p]));
+  for (const p of programs) {
+    const unknown = p.dependsOn.find((d) => !byName.has(d));
+    if (unknown !== undefined) {
+      fail(p.label, 'dependsOn', p.dependsOn, `unknown companion ${JSON.stringify(unknown)}`);
+    }
+  }
+  const cycle = findCycle(new Map(programs.map((p) => [p.name, p.dependsOn])));
+  if (cycle) {
+    throw new CompanionConfigError(
+      `companions: dependsOn cycle: ${cycle.join(' -> ')}`,
+      cycle[0]!,
+      'dependsOn',
+      cycle,
+    );
+  }
+  const copiesOf = (p: Program): string[] =>
+    p.numprocs === null
+      ? [p.name]
+      : Array.from({ length: p.numprocs }, (_, i) => `${p.name}.${i + 1}`);
+  const configs: CompanionConfig[] = [];
+  for (const p of programs) {
+    const { label, source, numprocs, dependsOn, ...base } = p;
+    const deps = dependsOn.flatMap((d) => copiesOf(byName.get(d)!));
+    if (numprocs === null) {
+      configs.push({ ...base, dependsOn: deps });
+      continue;
+    }
+    copiesOf(p).forEach((name, i) => {
+      const first = sourceOf.get(name);
+      if (first !== undefined) {
+        fail(label, 'numprocs', numprocs, `copy ${name} has the name of ${first}`);
+      }
+      sourceOf.set(name, `${source} copy ${i + 1}`);
+      configs.push({
+        ...base,
+        name,
+        processNum: i + 1,
+        dependsOn: deps,
+        env: { ...base.env, ARB_PROCESS_NUM: String(i + 1) },
+      });
+    });
+  }
+  return configs;
+}
+
+/**
+ * The Procfile's entries as companion specs with their sources (`Procfile:3`); `web` is
+ * skipped with a notice. Errors name the file and line.
+ */
+function procfileSpecs(
+  procfile: string,
+  baseDir: string,
+  notices: string[],
+): { raw: unknown; source: string }[] {
+  const abs = resolve(baseDir, procfile);
+  const rel = relative(baseDir, abs);
+  const shown = rel === '' || rel.startsWith('..') || isAbsolute(rel) ? abs : rel;
+  let loaded: ReturnType<typeof loadProcfile>;
+  try {
+    loaded = loadProcfile(abs, shown);
+  } catch (err) {
+    if (err instanceof ProcfileError) {
+      throw new CompanionConfigError(err.message, null, 'procfile', procfile);
+    }
+    throw err;
+  }
+  const out: { raw: unknown; source: string }[] = [];
+  for (const e of loaded.entries) {
+    const source = `${shown}:${e.line}`;
+    if (e.name === 'web') {
+      notices.push(`${source}: web entry ignored: arb serves the web (give arb the app)`);
+      continue;
+    }
+    out.push({
+      raw: {
+        name: e.name,
+        command: ['sh', '-c', e.command],
+        cwd: loaded.dir,
+        ...(Object.keys(loaded.env).length > 0 ? { env: loaded.env } : {}),
+      },
+      source,
+    });
+  }
+  return out;
 }
 
 /**
@@ -555,7 +708,12 @@ function deriveStopTimeout(t: CompanionsInput, configs: readonly CompanionConfig
     return t.managerStopTimeout;
   }
   if (configs.length === 0) return 0;
-  const slowest = Math.max(...configs.map((c) => c.stopTimeout));
+  // Dependents stop before their dependencies: the longest chain, not the slowest one.
+  const byName = new Map(configs.map((c) => [c.name, c]));
+  const slowest = stopChainSeconds(
+    new Map(configs.map((c) => [c.name, c.dependsOn])),
+    (name) => byName.get(name)!.stopTimeout,
+  );
   return slowest + (t.managerShutdownBuffer ?? DEFAULTS.managerShutdownBuffer);
 }
 

@@ -6,6 +6,9 @@
  * `--user`/`--group`: the ids companions run as unless they name their own (arb passes the
  * workers' -u/-g); the manager itself keeps its ids, to signal companions of any user.
  *
+ * `--procfile FILE`: a foreman Procfile whose entries join the config's companions (it
+ * replaces the config's own `procfile`); re-read with the config on every reread/HUP.
+ *
  * Config: `--config FILE` (or env `ARB_COMPANION_CONFIG`) names a .json/.js/.mjs/.cjs file,
  * re-imported fresh on every reread/HUP; or env `ARB_COMPANION_CONFIG_JSON` holds the
  * companions object as JSON (reread re-parses the same text, so it changes nothing).
@@ -47,6 +50,7 @@ const USAGE = `usage: node manager-main.js [--config FILE [--loader MODULE]] [--
                             [--base-dir DIR] [--parent-pid PID] [--log-level LEVEL]
                             [--log-format auto|json|pretty]
                             [--user USER] [--group GROUP] [--stop-timeout S]
+                            [--procfile FILE]
 config: --config FILE (.json/.js/.mjs/.cjs), or $ARB_COMPANION_CONFIG, or $ARB_COMPANION_CONFIG_JSON
 `;
 
@@ -65,6 +69,18 @@ async function importLoader(spec: string): Promise<Loader | string> {
   }
 }
 
+/** The companions object with `procfile` set (a whole arb config's `companions` too). */
+function withProcfile(companions: unknown, procfile: string): unknown {
+  if (companions === undefined || companions === null) return { procfile };
+  if (typeof companions !== 'object' || Array.isArray(companions)) return companions;
+  const obj = companions as Record<string, unknown>;
+  const inner = obj.companions;
+  if (inner && typeof inner === 'object' && !Array.isArray(inner) && !('workers' in obj)) {
+    return { ...(inner as Record<string, unknown>), procfile };
+  }
+  return { ...obj, procfile };
+}
+
 async function main(): Promise<number> {
   let values: {
     config?: string;
@@ -77,6 +93,7 @@ async function main(): Promise<number> {
     user?: string;
     group?: string;
     'stop-timeout'?: string;
+    procfile?: string;
     help?: boolean;
   };
   try {
@@ -92,6 +109,7 @@ async function main(): Promise<number> {
         user: { type: 'string' },
         group: { type: 'string' },
         'stop-timeout': { type: 'string' },
+        procfile: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -151,9 +169,18 @@ async function main(): Promise<number> {
     load = async () => loader(file);
   } else if (file) load = () => loadCompanionsFile(file);
   else if (json !== undefined) load = async () => JSON.parse(json) as unknown;
+  else if (values.procfile !== undefined) load = async () => ({});
   else {
-    log.error('no companions config: pass --config FILE or set ARB_COMPANION_CONFIG_JSON');
+    log.error(
+      'no companions config: pass --config FILE or --procfile FILE, or set ARB_COMPANION_CONFIG_JSON',
+    );
     return 1;
+  }
+  const procfile = values.procfile;
+  if (procfile !== undefined) {
+    const base = load;
+    // Read afresh with the config on every load, so a reread picks up Procfile edits.
+    load = async () => withProcfile(await base(), procfile);
   }
 
   let companions: unknown;

@@ -13,6 +13,7 @@ import { GuardLink } from './guard-link.js';
 import { configHash, managerIdentity } from './hash.js';
 import { type Logger, silentLogger } from './logger.js';
 import { MEMORY_SAMPLE_SECONDS } from './memory-limit.js';
+import { dependentsOf, startBlockers, stoppable } from './ordering.js';
 import { fileIdentity } from './owned-file.js';
 import { type Request, type Response, type StatusEntry, statusEntry } from './protocol.js';
 import { refuseNonSocket } from './socket-path.js';
@@ -102,6 +103,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private rereadChain: Promise<unknown> = Promise.resolve();
   /** Samples the RSS of the companions with a `maxMemory`; only while one has. */
   private memoryTimer: NodeJS.Timeout | null = null;
+  /** Asked to start, waiting for their `dependsOn` to be RUNNING (names). */
+  private readonly waiting = new Set<string>();
+  /** Asked to stop, waiting for their dependents to be gone first (graceful stops). */
+  private readonly pendingStop = new Set<Companion>();
+  /** Set while stepStops runs: the stops it makes re-enter through state events. */
+  private steppingStops = false;
 
   constructor(private readonly opts: ManagerOptions) {
     super();
@@ -185,10 +192,11 @@ export class Manager extends EventEmitter<ManagerEvents> {
     if (this.guard) await this.guard.start();
     // A stop requested while we were binding (e.g. the parent died): start nothing.
     if (this.stopping) return;
+    for (const notice of this.settings.notices) this.log.info(notice);
     for (const cfg of this.settings.configs) {
       this.companions.set(cfg.name, this.create(cfg));
     }
-    for (const c of this.companions.values()) c.start();
+    for (const c of this.companions.values()) this.requestStart(c);
     this.watchMemory();
     this.log.info({ companions: this.names() }, `companion manager running (pid ${process.pid})`);
   }
@@ -196,9 +204,101 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private create(cfg: CompanionConfig): Companion {
     const c = new Companion(cfg, this.log, this.opts.random, this.opts.output);
     c.on('spawn', (pid) => this.guard?.add(pid, c.config.stopSignal));
-    c.on('reap', (pid) => this.guard?.remove(pid));
-    c.on('state', (state) => this.emit('state', c.name, state));
+    c.on('reap', (pid) => {
+      this.guard?.remove(pid);
+      // After the reap's own transition has run.
+      setImmediate(() => this.stepStops());
+    });
+    c.on('state', (state) => {
+      this.emit('state', c.name, state);
+      if (state === 'RUNNING') this.releaseWaiting();
+      else this.stepStops();
+    });
     return c;
+  }
+
+  /** What keeps `c` from starting now: its dependencies that are not RUNNING. */
+  private blockers(c: Companion): string[] {
+    return startBlockers(c.config.dependsOn, (name) => this.companions.get(name)?.state);
+  }
+
+  /**
+   * Start `c` now, or once everything it depends on is RUNNING. A dependency that never
+   * gets there (FATAL, stopped by hand) leaves it waiting, shown in its status.
+   */
+  private requestStart(c: Companion, cmd: 'start' | 'restart' = 'start'): CommandResult {
+    this.pendingStop.delete(c);
+    const blockers = c.hasProcess ? [] : this.blockers(c);
+    if (blockers.length === 0) {
+      this.waiting.delete(c.name);
+      return c[cmd]();
+    }
+    this.waiting.add(c.name);
+    this.log.info(
+      { waitingOn: blockers },
+      `companion ${c.name} waiting on ${blockers.join(', ')} to be RUNNING`,
+    );
+    return { ok: true, message: `${c.name} waiting on ${blockers.join(', ')}` };
+  }
+
+  /** Start the waiting companions whose dependencies are all RUNNING now. */
+  private releaseWaiting(): void {
+    if (this.stopping) return;
+    for (const name of [...this.waiting]) {
+      const c = this.companions.get(name);
+      if (!c) {
+        this.waiting.delete(name);
+        continue;
+      }
+      if (this.blockers(c).length > 0) continue;
+      this.waiting.delete(name);
+      c.start();
+    }
+  }
+
+  /**
+   * Stop `list` in dependency order: each as soon as nothing that depends on it is still
+   * waiting to stop or still has a process. Returns one result per companion: the stop's
+   * own for those stopped now, "stopping after ..." for the others.
+   */
+  private orderedStop(list: Companion[], cap?: number): (CommandResult & { name: string })[] {
+    for (const c of list) {
+      this.waiting.delete(c.name);
+      this.pendingStop.add(c);
+    }
+    const now = new Map(this.stepStops(cap).map((r) => [r.name, r]));
+    return list.map((c) => {
+      const done = now.get(c.name);
+      if (done) return done;
+      const after = (this.dependents().get(c.name) ?? []).filter((d) => {
+        const dc = this.companions.get(d);
+        return dc !== undefined && (this.pendingStop.has(dc) || dc.hasProcess);
+      });
+      return { name: c.name, ok: true, message: `${c.name} stopping after ${after.join(', ')}` };
+    });
+  }
+
+  /** Stop the pending companions that may go now (see `stoppable`). */
+  private stepStops(cap?: number): (CommandResult & { name: string })[] {
+    // `stoppable` already ran to a fixed point: the stops below free nothing more.
+    if (this.pendingStop.size === 0 || this.steppingStops) return [];
+    this.steppingStops = true;
+    try {
+      const byName = new Map([...this.pendingStop].map((c) => [c.name, c]));
+      const ready = stoppable([...byName.keys()], this.dependents(), (name) => {
+        return this.companions.get(name)?.hasProcess ?? false;
+      });
+      for (const name of ready) this.pendingStop.delete(byName.get(name)!);
+      return ready.map((name) => ({ name, ...byName.get(name)!.stop(cap) }));
+    } finally {
+      this.steppingStops = false;
+    }
+  }
+
+  private dependents(): Map<string, string[]> {
+    return dependentsOf(
+      new Map([...this.companions.values()].map((c) => [c.name, c.config.dependsOn])),
+    );
   }
 
   private all(): Companion[] {
@@ -213,8 +313,12 @@ export class Manager extends EventEmitter<ManagerEvents> {
   stop(opts: StopOptions = {}): Promise<void> {
     const cap = opts.cap ?? (opts.quick ? QUICK_STOP_SECONDS : undefined);
     if (this.stopping) {
-      // A second, quicker request tightens the deadlines of the stop in progress.
-      if (cap !== undefined) for (const c of this.all()) c.stop(cap);
+      // A second, quicker request tightens the deadlines of the stop in progress, and
+      // stops at once what was still waiting for its dependents.
+      if (cap !== undefined) {
+        this.pendingStop.clear();
+        for (const c of this.all()) c.stop(cap);
+      }
       return this.stopping;
     }
     this.stopping = this.doStop(cap);
@@ -228,7 +332,16 @@ export class Manager extends EventEmitter<ManagerEvents> {
     this.log.info('stopping all companions');
     if (this.memoryTimer) clearInterval(this.memoryTimer);
     this.memoryTimer = null;
-    for (const c of this.all()) c.stop(cap);
+    this.waiting.clear();
+    for (const c of this.retiring) c.stop(cap);
+    if (cap === undefined) {
+      // Graceful: dependents first, each dependency once they are gone.
+      this.orderedStop([...this.companions.values()]);
+    } else {
+      // Quick (QUIT, parent gone): everything at once, the cap bounds the whole stop.
+      this.pendingStop.clear();
+      for (const c of this.companions.values()) c.stop(cap);
+    }
     await this.waitAllGone();
     this.log.info('all companions stopped');
     await this.control?.close();
@@ -254,7 +367,15 @@ export class Manager extends EventEmitter<ManagerEvents> {
   /** Status entries in config order (companions being removed last, flagged `removed`). */
   status(): (StatusEntry & { removed?: true })[] {
     const entries: (StatusEntry & { removed?: true })[] = [...this.companions.values()].map((c) =>
-      statusEntry(c.info()),
+      statusEntry({
+        ...c.info(),
+        waitingOn: this.waiting.has(c.name)
+          ? this.blockers(c).map((name) => ({
+              name,
+              state: this.companions.get(name)?.state ?? 'STOPPED',
+            }))
+          : null,
+      }),
     );
     for (const c of this.retiring) entries.push({ ...statusEntry(c.info()), removed: true });
     return entries;
@@ -281,10 +402,20 @@ export class Manager extends EventEmitter<ManagerEvents> {
         }
         const act = (c: Companion): CommandResult => {
           if (req.cmd === 'signal') return c.signal(req.signal);
-          return c[req.cmd]();
+          if (req.cmd === 'stop') {
+            this.waiting.delete(c.name);
+            this.pendingStop.delete(c);
+            return c.stop();
+          }
+          return this.requestStart(c, req.cmd);
         };
-        if (req.name === 'all') {
-          const results = [...this.companions.values()].map((c) => ({ name: c.name, ...act(c) }));
+        const group = this.select(req.name);
+        if (group) {
+          // Several (all, or a numprocs group): a stop goes in dependency order.
+          const results =
+            req.cmd === 'stop'
+              ? this.orderedStop(group)
+              : group.map((c) => ({ name: c.name, ...act(c) }));
           return {
             ok: results.every((r) => r.ok),
             message: results.map((r) => r.message).join('; '),
@@ -297,6 +428,19 @@ export class Manager extends EventEmitter<ManagerEvents> {
         return r.ok ? r : { ...r, error: r.message };
       }
     }
+  }
+
+  /**
+   * The companions a name addresses when it is not one companion's: `all`, or a numprocs
+   * group (its copies, in order). Null otherwise.
+   */
+  private select(name: string): Companion[] | null {
+    if (name === 'all') return [...this.companions.values()];
+    if (this.companions.has(name)) return null;
+    const copies = [...this.companions.values()].filter(
+      (c) => c.config.processNum !== null && c.config.program === name,
+    );
+    return copies.length > 0 ? copies : null;
   }
 
   /**
@@ -378,6 +522,11 @@ export class Manager extends EventEmitter<ManagerEvents> {
     this.companions = map;
     this.settings = next;
     this.watchMemory();
+    for (const name of [...this.waiting]) if (!map.has(name)) this.waiting.delete(name);
+    for (const c of [...this.pendingStop]) if (map.get(c.name) !== c) this.pendingStop.delete(c);
+    for (const notice of next.notices) this.log.info(notice);
+    // Dependencies may have changed: what waited may start now.
+    this.releaseWaiting();
     this.emit('reread', result, this.identity!);
     this.log.info(
       result,
@@ -416,7 +565,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
   private startAfterPredecessor(c: Companion): void {
     const predecessor = [...this.retiring].find((r) => r.name === c.name);
     if (!predecessor) {
-      c.start();
+      this.requestStart(c);
       return;
     }
     const onReap = () =>
@@ -429,7 +578,7 @@ export class Manager extends EventEmitter<ManagerEvents> {
           c.state === 'STOPPED' &&
           !c.manualStop
         ) {
-          c.start();
+          this.requestStart(c);
         }
       });
     predecessor.on('reap', onReap);

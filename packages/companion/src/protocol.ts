@@ -52,6 +52,12 @@ export interface StatusEntry {
   manual_stop: boolean;
   /** Last spawn error, e.g. ENOENT for a missing program. */
   error: string | null;
+  /** The numprocs group of a copy (`jobs` for `jobs.2`), else null. */
+  group: string | null;
+  /** 1..N for a copy of a numprocs group, else null. */
+  process_num: number | null;
+  /** Asked to start but waiting for these `dependsOn` to be RUNNING; else null. */
+  waiting_on: string[] | null;
 }
 
 export type ErrorResponse = {
@@ -158,6 +164,9 @@ export function describeCompanion(i: CompanionInfo): string {
     case 'FATAL':
       return `fatal, ${exitText(i)}, gave up after ${i.failedStarts} failed starts`;
     case 'STOPPED':
+      if (i.waitingOn && i.waitingOn.length > 0) {
+        return `stopped, waiting on ${i.waitingOn.map((w) => `${w.name} (${w.state})`).join(', ')}`;
+      }
       if (i.manualStop) return 'stopped, stopped manually';
       if (i.exits > 0) return `stopped, ${exitText(i)}`;
       return 'stopped, not started';
@@ -190,5 +199,8 @@ export function statusEntry(i: CompanionInfo): StatusEntry {
     retry_in: round3(i.retryIn),
     manual_stop: i.manualStop,
     error: i.lastError,
+    group: i.processNum === null ? null : i.program,
+    process_num: i.processNum,
+    waiting_on: i.waitingOn && i.waitingOn.length > 0 ? i.waitingOn.map((w) => w.name) : null,
   };
 }

@@ -73,6 +73,8 @@ describe('formatUptime', () => {
 
 const info = (over: Partial<CompanionInfo>): CompanionInfo => ({
   name: 'rq',
+  program: 'rq',
+  processNum: null,
   kind: 'command',
   state: 'STOPPED',
   pid: null,
