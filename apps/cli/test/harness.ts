@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -16,6 +16,18 @@ export const EXAMPLES = fileURLToPath(new URL('../../../examples/', import.meta.
  * to the example's own: arb writes its sockets (arb.ctl, companions.sock) into the working
  * directory, which must not be the source tree.
  */
+/**
+ * Why a test that runs arb as PID 1 of a new PID namespace (`unshare -fp --mount-proc`)
+ * cannot run here, or undefined when it can.
+ */
+export function namespaceUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'a new PID namespace needs root';
+  const r = spawnSync('unshare', ['-fp', '--mount-proc', 'true'], { encoding: 'utf8' });
+  if (r.error) return `unshare is not available (${r.error.message}); install util-linux`;
+  if (r.status !== 0) return `unshare -fp --mount-proc fails here: ${r.stderr.trim()}`;
+  return undefined;
+}
+
 export function copyExample(name: string, dirs: string[]): string {
   const from = path.join(EXAMPLES, name);
   const to = tempDir();

@@ -3,25 +3,25 @@
 // orphans a grandchild) while libuv keeps its own children (a SIGKILLed worker is still
 // replaced); outside a namespace `--subreaper` adopts and reaps the orphans, `--no-subreaper`
 // leaves them to whoever is above.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ArbProcess, alive, cleanup, request, type Target, tempDir, waitFor } from './harness.js';
+import {
+  ArbProcess,
+  alive,
+  cleanup,
+  namespaceUnavailable,
+  request,
+  type Target,
+  tempDir,
+  waitFor,
+} from './harness.js';
 
 const running: ArbProcess[] = [];
 const dirs: string[] = [];
 afterEach(() => cleanup(running, dirs));
 
-/** Why the PID-namespace tests cannot run here, or undefined when they can. */
-function namespaceUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'a new PID namespace needs root';
-  const r = spawnSync('unshare', ['-fp', '--mount-proc', 'true'], { encoding: 'utf8' });
-  if (r.error) return `unshare is not available (${r.error.message}); install util-linux`;
-  if (r.status !== 0) return `unshare -fp --mount-proc fails here: ${r.stderr.trim()}`;
-  return undefined;
-}
 const noNamespace = namespaceUnavailable();
 if (noNamespace) console.log(`skipped: arb as PID 1: ${noNamespace}`);
 

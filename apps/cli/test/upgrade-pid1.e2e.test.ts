@@ -2,28 +2,19 @@
 // upgrade in place: the new master would be its child, and the kernel kills every process
 // of a namespace whose init exits. USR2, `arb ctl upgrade` and `arb upgrade --pid` all say
 // so in one line, the master keeps serving, and TERM still stops it clean.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PID1_UPGRADE_REFUSED } from '@arb/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { arb, ctlJson } from './ctl-helpers.js';
-import { ArbProcess, alive, request, tempDir, waitFor } from './harness.js';
+import { ArbProcess, alive, namespaceUnavailable, request, tempDir, waitFor } from './harness.js';
 
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-/** Why the PID-namespace test cannot run here, or undefined when it can. */
-function namespaceUnavailable(): string | undefined {
-  if (process.getuid?.() !== 0) return 'a new PID namespace needs root';
-  const r = spawnSync('unshare', ['-fp', '--mount-proc', 'true'], { encoding: 'utf8' });
-  if (r.error) return `unshare is not available (${r.error.message}); install util-linux`;
-  if (r.status !== 0) return `unshare -fp --mount-proc fails here: ${r.stderr.trim()}`;
-  return undefined;
-}
 const noNamespace = namespaceUnavailable();
 if (noNamespace) console.log(`skipped: upgrade refused as PID 1: ${noNamespace}`);
 
