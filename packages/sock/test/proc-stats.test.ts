@@ -21,26 +21,46 @@ describe('readProcStats', () => {
     expect(['R', 'S']).toContain(b.state);
   });
 
-  it('a busy child shows near one core, an idle one near none; gone is undefined', async () => {
-    const busy = spawn(process.execPath, ['-e', 'for(;;){}']);
+  it('a child that burned 300 ms of CPU shows it, an idle one none; gone is undefined', async () => {
+    // the child spins until its own CPU clock says 300 ms, then says so and idles: whatever
+    // the machine's load, /proc must account those 300 ms to it
+    const busy = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const t = process.cpuUsage();
+         while (process.cpuUsage(t).user + process.cpuUsage(t).system < 300000) {}
+         process.stdout.write('done');
+         setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)']);
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      await new Promise((r) => setTimeout(r, 200));
       const b0 = readProcStats(busy.pid!)!;
       const i0 = readProcStats(idle.pid!)!;
-      const t0 = performance.now();
-      await new Promise((r) => setTimeout(r, 600));
+      await new Promise((r) => busy.stdout!.once('data', r));
       const b1 = readProcStats(busy.pid!)!;
       const i1 = readProcStats(idle.pid!)!;
-      const s = (performance.now() - t0) / 1000;
-      expect(cpuPercent(b0, b1, s)).toBeGreaterThan(30);
-      expect(cpuPercent(i0, i1, s)).toBeLessThan(10);
+      // the child may have spun a little before b0: at least the rest of the 300 ms remains
+      expect(b1.cpuSeconds).toBeGreaterThanOrEqual(0.3 - 0.02);
+      expect(b1.cpuSeconds - b0.cpuSeconds).toBeGreaterThan(0);
+      expect(i1.cpuSeconds - i0.cpuSeconds).toBeLessThan(0.05);
     } finally {
       busy.kill('SIGKILL');
       idle.kill('SIGKILL');
       await Promise.all([busy, idle].map((c) => new Promise((r) => c.once('exit', r))));
     }
     expect(readProcStats(busy.pid!)).toBeUndefined();
+  });
+
+  it('cpuPercent: CPU seconds per elapsed second, in percent of one core', () => {
+    const at = (cpuSeconds: number) => ({ pid: 1, rssBytes: 0, cpuSeconds, state: 'R' });
+    expect(cpuPercent(at(1), at(1.5), 1)).toBe(50);
+    expect(cpuPercent(at(1), at(3), 1)).toBe(200);
+    expect(cpuPercent(at(2), at(1), 1)).toBe(0);
+    expect(cpuPercent(at(1), at(2), 0)).toBe(0);
   });
 
   it('parses a command name with spaces and parentheses', () => {
