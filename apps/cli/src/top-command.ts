@@ -163,7 +163,8 @@ function live(
   let timer: NodeJS.Timeout | undefined;
   let done = false;
 
-  const size = (): ScreenSize => ({ columns: out.columns ?? 80, rows: out.rows ?? 24 });
+  // a pseudo-terminal nobody sized reports 0 x 0
+  const size = (): ScreenSize => ({ columns: out.columns || 80, rows: out.rows || 24 });
   const draw = () => {
     if (done) return;
     const s = size();

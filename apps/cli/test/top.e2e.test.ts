@@ -45,15 +45,18 @@ async function start(cwd: string, args: string[]): Promise<ArbProcess> {
   return a;
 }
 
-/** `concurrency` keep-alive loops of requests until `stop()`; counts the 200s. */
+/**
+ * `concurrency` loops of requests until `stop()`; counts the 200s. A new connection each:
+ * keep-alive connections stay with the worker that accepted them, and the workers share
+ * one accept queue, so a few long connections may all land on one worker.
+ */
 function load(target: Target, concurrency: number) {
   let on = true;
   let ok = 0;
   const failures: string[] = [];
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const one = () =>
     new Promise<void>((resolve) => {
-      const req = http.get({ ...target, path: '/', agent }, (res) => {
+      const req = http.get({ ...target, path: '/', agent: false }, (res) => {
         res.resume();
         res.on('end', () => {
           if (res.statusCode === 200) ok += 1;
@@ -77,7 +80,6 @@ function load(target: Target, concurrency: number) {
     async stop() {
       on = false;
       await Promise.all(loops);
-      agent.destroy();
     },
   };
 }

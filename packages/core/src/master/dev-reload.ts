@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { DevReloadConfig } from '../config.js';
 
@@ -232,7 +233,9 @@ async function matcher(globs: readonly string[]): Promise<Matcher> {
     const names = new Set(globs);
     return (p) => names.has(p);
   }
-  const { default: picomatch } = await import('picomatch');
+  // picomatch is CommonJS: required, it is the function on every Node.js release (an ESM
+  // import of it through the master's loaders has handed back its namespace instead)
+  const picomatch = createRequire(import.meta.url)('picomatch') as typeof import('picomatch');
   return picomatch([...globs], { dot: true });
 }
 
